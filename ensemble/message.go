@@ -1,0 +1,83 @@
+package ensemble
+
+import (
+	"fmt"
+
+	"github.com/hasup/hasup"
+)
+
+// MsgType names a protocol message, after the VRR paper.
+type MsgType uint8
+
+// Message types.
+const (
+	MsgPrepare MsgType = iota + 1
+	MsgPrepareOK
+	MsgCommit
+	MsgCommitOK
+	MsgStartViewChange
+	MsgDoViewChange
+	MsgStartView
+	MsgRecovery
+	MsgRecoveryResponse
+	MsgGetState
+	MsgNewState
+)
+
+var msgNames = [...]string{"", "PREPARE", "PREPAREOK", "COMMIT", "COMMITOK", "STARTVIEWCHANGE",
+	"DOVIEWCHANGE", "STARTVIEW", "RECOVERY", "RECOVERYRESPONSE", "GETSTATE", "NEWSTATE"}
+
+func (t MsgType) String() string {
+	if int(t) < len(msgNames) && t != 0 {
+		return msgNames[t]
+	}
+	return fmt.Sprintf("msg(%d)", uint8(t))
+}
+
+// Message is one protocol message between replicas of an ensemble. One flat
+// struct serves every type, as in etcd-raft; each type uses the fields its
+// doc names and leaves the others zero.
+//
+//   - PREPARE: View, Commit, Entries (a batch, dense).
+//   - PREPAREOK: View, Op (the sender holds every op <= Op durably).
+//   - COMMIT: View, Commit, Round (heartbeat and read-confirmation round).
+//   - COMMITOK: View, Round.
+//   - STARTVIEWCHANGE: View.
+//   - DOVIEWCHANGE: View, LastNormalView, Op, Commit, LogStart, Entries (the
+//     sender's log from LogStart to Op).
+//   - STARTVIEW: View, Op, Commit, LogStart, Entries (the new log from
+//     LogStart to Op).
+//   - RECOVERY: Nonce.
+//   - RECOVERYRESPONSE: View, Nonce, Op, Commit (Op and Commit only from the
+//     primary of View).
+//   - GETSTATE: View, Op (entries wanted after Op), CheckpointOp and Offset
+//     (the checkpoint chunk wanted; CheckpointOp 0 = any), WantCheckpoint.
+//   - NEWSTATE: View, LastNormalView, Op (the sender's op), Commit, and
+//     either Entries (from LogStart) or one checkpoint chunk (CheckpointOp,
+//     Offset, Total, Data).
+type Message struct {
+	Type     MsgType
+	Ensemble hasup.EnsembleName
+	Epoch    uint64
+	From     hasup.NodeID
+	To       hasup.NodeID
+
+	View           uint64
+	Op             uint64
+	Commit         uint64
+	LastNormalView uint64
+	LogStart       uint64
+	Entries        []Entry
+	Round          uint64
+	Nonce          uint64
+
+	WantCheckpoint bool
+	CheckpointOp   uint64
+	Offset         uint64
+	Total          uint64
+	Data           []byte
+}
+
+func (m Message) String() string {
+	return fmt.Sprintf("%s %s->%s e%d v%d op%d k%d", m.Type, m.From, m.To, m.Epoch, m.View, m.Op, m.Commit)
+}

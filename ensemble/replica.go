@@ -1,0 +1,358 @@
+package ensemble
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/hasup/hasup"
+	"github.com/hasup/hasup/ensemble/quorum"
+	"github.com/hasup/hasup/fsm"
+)
+
+// Replica is one replica of one ensemble running Viewstamped Replication
+// Revisited (Liskov & Cowling, MIT-CSAIL-TR-2012-021) with durable storage.
+//
+// It is a pure, deterministic state machine: inputs are Tick, Step, Propose
+// and Read; outputs are collected into a Ready that the runtime executes
+// (persist, then send, then answer) before calling Advance. It performs no
+// I/O, reads no clock but the injected one, starts no goroutines and is not
+// safe for concurrent use: one goroutine drives it.
+//
+// Design notes, by paper section:
+//   - §4.1 normal operation: the primary batches proposals into PREPAREs and
+//     pipelines up to PipelineMax of them. Backups append in order and
+//     acknowledge cumulatively (PREPAREOK carries "I hold every op <= Op
+//     durably"). Every message leaves only after the Ready that produced
+//     it is durable, so every acknowledgement, and the primary counting
+//     itself, vouches only for durable state.
+//   - §4.2 view change: SVC quorum, then DVC to the new primary, which picks
+//     the log with the largest last-normal-view, then the largest op. Logs
+//     carry only the suffix after each sender's checkpoint; the new log keeps
+//     the new primary's own committed prefix and takes the rest from the
+//     chosen log (see merge).
+//   - A log is never shortened while its last-normal-view is kept: a replica
+//     that lacks the log of its view fetches it whole and installs it
+//     atomically together with the new last-normal-view (see transfer.go).
+//     This closes the data-loss trace of VRR-as-written found by TLA+.
+//   - §4.3 recovery is run only by a replica whose storage is gone; an
+//     intact one resumes from disk.
+//   - §5 checkpoints every CheckpointOps ops; state transfer pulls a
+//     checkpoint in ChunkBytes chunks, then the log suffix.
+type Replica struct {
+	cfg     Config
+	self    hasup.NodeID
+	members []hasup.NodeID
+	n, f    int
+	fsm     fsm.FSM
+	clients *clientTable
+
+	// Durable protocol state (HardState) and the log.
+	epoch, view, lastNormal uint64
+	mode                    Mode
+	op, commit, applied     uint64
+	log                     []Entry // ops ckpt.Op+1 .. op
+	ckpt                    Checkpoint
+	lastTime                int64 // largest batch time applied or prepared
+
+	// Timers, in ticks.
+	ticks         int // ticks since the last event that resets the current timer
+	timeout       int // current randomised view-change timeout
+	heartbeatTick int
+
+	primary primaryState
+	vc      viewChangeState
+	xfer    transfer
+	rec     recoveryState
+
+	// Output collected for the next Ready.
+	hardDirty bool
+	logFrom   uint64 // lowest op changed in the log since the last Ready (0: none)
+	newCkpt   *Checkpoint
+	msgs      []Message
+	replies   []Reply
+	appliedQ  []Applied
+	inReady   bool
+	readyOp   uint64 // op made durable by the Ready being executed
+	readyView uint64
+}
+
+// New returns a replica configured by cfg; see Config.Durable for the three
+// ways to start. It fails if cfg is invalid or the durable state is
+// malformed.
+func New(cfg Config) (*Replica, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Replica{
+		cfg:     cfg,
+		self:    cfg.ID,
+		members: slices.Clone(cfg.Members),
+		n:       len(cfg.Members),
+		f:       quorum.F(len(cfg.Members)),
+		fsm:     cfg.FSM,
+		clients: newClientTable(cfg.ClientsMax, cfg.ReplyBytesMax),
+		epoch:   cfg.Epoch,
+	}
+	r.resetTimeout()
+	switch {
+	case cfg.Durable != nil:
+		if err := r.restart(cfg.Durable); err != nil {
+			return nil, fmt.Errorf("restart %s on %s: %w", cfg.Ensemble, cfg.ID, err)
+		}
+	case cfg.Bootstrap:
+		r.mode = ModeNormal
+		r.hardDirty = true
+		r.becomeNormal()
+	default:
+		r.startRecovery()
+	}
+	return r, nil
+}
+
+// restart resumes from durable state: a restart is a long pause.
+func (r *Replica) restart(d *Durable) error {
+	h := d.Hard
+	if h.Mode != ModeNormal && h.Mode != ModeViewChange {
+		return fmt.Errorf("durable mode %v cannot be resumed", h.Mode)
+	}
+	if h.Epoch != r.cfg.Epoch {
+		return fmt.Errorf("durable epoch %d, config epoch %d", h.Epoch, r.cfg.Epoch)
+	}
+	r.view, r.mode, r.lastNormal = h.View, h.Mode, h.LastNormalView
+	r.ckpt = d.Checkpoint
+	r.op, r.applied = d.Checkpoint.Op, d.Checkpoint.Op
+	if d.Checkpoint.Op > 0 {
+		if err := r.restoreCheckpoint(d.Checkpoint.Data); err != nil {
+			return err
+		}
+	}
+	for i, e := range d.Entries {
+		if e.Op != d.Checkpoint.Op+uint64(i)+1 {
+			return fmt.Errorf("durable log not dense: entry %d has op %d after checkpoint %d", i, e.Op, d.Checkpoint.Op)
+		}
+	}
+	r.log = slices.Clone(d.Entries)
+	r.op = d.Checkpoint.Op + uint64(len(d.Entries))
+	r.commit = max(min(h.Commit, r.op), r.ckpt.Op)
+	r.applyCommitted()
+	switch {
+	case r.mode == ModeViewChange:
+		r.vc.reset(r.view)
+		r.sendStartViewChange()
+	case r.lastNormal < r.view:
+		r.startTransfer(r.primaryOf(r.view), false)
+	default:
+		r.becomeNormal()
+		if r.isPrimary() {
+			r.primary.selfDurable = r.op // everything on disk is durable
+		}
+	}
+	return nil
+}
+
+// Tick advances the replica's logical clock by one tick.
+func (r *Replica) Tick() {
+	r.checkNotInReady()
+	r.ticks++
+	switch {
+	case r.mode == ModeRecovering:
+		r.tickRecovery()
+	case r.mode == ModeViewChange:
+		r.tickViewChange()
+	case r.isPrimary():
+		r.tickPrimary()
+	default:
+		r.tickBackup()
+	}
+}
+
+// Step feeds the replica one message from a peer. Messages for another
+// ensemble or addressed to another node are dropped; so are messages from
+// an older epoch.
+func (r *Replica) Step(m Message) {
+	r.checkNotInReady()
+	if m.Ensemble != r.cfg.Ensemble || m.To != r.self || m.Epoch != r.epoch || r.indexOf(m.From) < 0 || m.From == r.self {
+		return
+	}
+	switch m.Type {
+	case MsgPrepare:
+		r.onPrepare(m)
+	case MsgPrepareOK:
+		r.onPrepareOK(m)
+	case MsgCommit:
+		r.onCommit(m)
+	case MsgCommitOK:
+		r.onCommitOK(m)
+	case MsgStartViewChange:
+		r.onStartViewChange(m)
+	case MsgDoViewChange:
+		r.onDoViewChange(m)
+	case MsgStartView:
+		r.onStartView(m)
+	case MsgRecovery:
+		r.onRecovery(m)
+	case MsgRecoveryResponse:
+		r.onRecoveryResponse(m)
+	case MsgGetState:
+		r.onGetState(m)
+	case MsgNewState:
+		r.onNewState(m)
+	}
+}
+
+// HasReady reports whether Ready has work for the runtime.
+func (r *Replica) HasReady() bool {
+	return r.hardDirty || r.logFrom > 0 || r.newCkpt != nil || len(r.msgs) > 0 || len(r.replies) > 0 ||
+		len(r.appliedQ) > 0 || r.canFlush()
+}
+
+// Ready returns the work to do; see Ready for the order. The replica must
+// not be called again (but for Status) until Advance.
+func (r *Replica) Ready() Ready {
+	r.checkNotInReady()
+	r.flushProposals()
+	rd := Ready{Messages: r.msgs, Replies: r.replies, Applied: r.appliedQ, Checkpoint: r.newCkpt}
+	if r.hardDirty {
+		h := r.hardState()
+		rd.HardState = &h
+	}
+	if r.logFrom > 0 {
+		rd.LogFrom = r.logFrom
+		rd.Entries = slices.Clone(r.entriesFrom(r.logFrom, r.op))
+	}
+	r.msgs, r.replies, r.appliedQ, r.newCkpt = nil, nil, nil, nil
+	r.hardDirty, r.logFrom = false, 0
+	r.inReady, r.readyOp, r.readyView = true, r.op, r.view
+	return rd
+}
+
+// Advance tells the replica that the last Ready was executed: its state is
+// durable and its messages sent.
+func (r *Replica) Advance() {
+	if !r.inReady {
+		panic(fmt.Sprintf("ensemble %s on %s: Advance without Ready", r.cfg.Ensemble, r.self))
+	}
+	r.inReady = false
+	if r.isPrimary() && r.view == r.readyView {
+		// The primary counts itself only for what is durable (§4.1 with disk).
+		r.primary.selfDurable = max(r.primary.selfDurable, r.readyOp)
+		r.maybeCommit()
+	}
+}
+
+// Status returns a description of the replica.
+func (r *Replica) Status() Status {
+	return Status{
+		ID: r.self, Ensemble: r.cfg.Ensemble, Epoch: r.epoch, View: r.view, Mode: r.mode,
+		LastNormalView: r.lastNormal, Op: r.op, Commit: r.commit, Applied: r.applied,
+		CheckpointOp: r.ckpt.Op, Primary: r.primaryOf(r.view), IsPrimary: r.isPrimary(),
+		Transferring: r.xfer.active,
+	}
+}
+
+// LogEntry returns the entry with op number op if the replica's log holds it.
+func (r *Replica) LogEntry(op uint64) (Entry, bool) {
+	if op <= r.ckpt.Op || op > r.op {
+		return Entry{}, false
+	}
+	return r.log[op-r.ckpt.Op-1], true
+}
+
+// Checkpoint returns the replica's latest checkpoint.
+func (r *Replica) Checkpoint() Checkpoint { return r.ckpt }
+
+func (r *Replica) checkNotInReady() {
+	if r.inReady {
+		panic(fmt.Sprintf("ensemble %s on %s: called between Ready and Advance", r.cfg.Ensemble, r.self))
+	}
+}
+
+func (r *Replica) hardState() HardState {
+	return HardState{Epoch: r.epoch, View: r.view, Mode: r.mode, LastNormalView: r.lastNormal, Commit: r.commit}
+}
+
+func (r *Replica) primaryOf(view uint64) hasup.NodeID { return r.members[view%uint64(r.n)] }
+
+// isPrimary: this replica is the primary of a normal view whose log it has.
+func (r *Replica) isPrimary() bool {
+	return r.mode == ModeNormal && r.lastNormal == r.view && r.primaryOf(r.view) == r.self
+}
+
+// isCurrent: normal in a view whose log it holds (a backup that can ack).
+func (r *Replica) isCurrent() bool {
+	return r.mode == ModeNormal && r.lastNormal == r.view && !r.xfer.active
+}
+
+func (r *Replica) indexOf(id hasup.NodeID) int { return slices.Index(r.members, id) }
+
+func (r *Replica) resetTimeout() {
+	r.ticks = 0
+	r.timeout = r.cfg.ViewChangeTicks + r.cfg.Rand.IntN(r.cfg.ViewChangeTicks)
+}
+
+func (r *Replica) send(m Message) {
+	m.Ensemble, m.Epoch, m.From = r.cfg.Ensemble, r.epoch, r.self
+	r.msgs = append(r.msgs, m)
+}
+
+func (r *Replica) broadcast(m Message) {
+	for _, id := range r.members {
+		if id != r.self {
+			m.To = id
+			r.send(m)
+		}
+	}
+}
+
+// entriesFrom returns the log entries from op lo to hi inclusive; both must
+// lie within the log.
+func (r *Replica) entriesFrom(lo, hi uint64) []Entry {
+	if lo > hi {
+		return nil
+	}
+	if lo <= r.ckpt.Op || hi > r.op {
+		panic(fmt.Sprintf("ensemble %s on %s: entries %d..%d outside log %d..%d", r.cfg.Ensemble, r.self, lo, hi, r.ckpt.Op+1, r.op))
+	}
+	return r.log[lo-r.ckpt.Op-1 : hi-r.ckpt.Op]
+}
+
+// markLog records that the log changed from op on, for the next Ready.
+func (r *Replica) markLog(from uint64) {
+	if r.logFrom == 0 || from < r.logFrom {
+		r.logFrom = from
+	}
+}
+
+// truncateLog keeps the log up to op keep and returns it for appending.
+func (r *Replica) truncateLog(keep uint64) {
+	if keep < r.commit {
+		panic(fmt.Sprintf("ensemble %s on %s: truncating log to %d below commit %d", r.cfg.Ensemble, r.self, keep, r.commit))
+	}
+	if keep < r.op {
+		r.log = r.log[:keep-r.ckpt.Op]
+		r.op = keep
+		r.markLog(keep + 1)
+	}
+}
+
+func (r *Replica) appendEntries(es []Entry) {
+	for _, e := range es {
+		if e.Op != r.op+1 {
+			panic(fmt.Sprintf("ensemble %s on %s: appending op %d after %d", r.cfg.Ensemble, r.self, e.Op, r.op))
+		}
+		r.log = append(r.log, e)
+		r.op = e.Op
+		r.lastTime = max(r.lastTime, e.Time)
+		r.markLog(e.Op)
+	}
+}
+
+// setCommit raises the commit number (never above op) and applies.
+func (r *Replica) setCommit(k uint64) {
+	k = min(k, r.op)
+	if k > r.commit {
+		r.commit = k
+		r.hardDirty = true
+	}
+	r.applyCommitted()
+}

@@ -1,0 +1,238 @@
+package ensemble
+
+import (
+	"fmt"
+
+	"github.com/hasup/hasup"
+)
+
+// transfer is a state transfer in progress (VRR §5.2): a replica that lacks
+// part of its view's log pulls it from a peer, first the peer's checkpoint in
+// chunks if the peer no longer holds the log it needs, then the log suffix
+// in chunks. Nothing is installed until the whole of it has arrived, and
+// then all of it is installed at once together with the new last-normal-view:
+// a replica never holds a log shortened under a kept last-normal-view.
+//
+// Three kinds: a backup behind its view's primary (pulls from the primary,
+// base = its op if its log is of this view, else its commit number); a
+// recovering replica (base 0); and a new primary whose chosen log starts
+// beyond its commit number (checkpoint only, from the chosen DVC's sender).
+type transfer struct {
+	active   bool
+	from     hasup.NodeID
+	view     uint64
+	ckptOnly bool
+	base     uint64  // the own log up to base is kept; buf continues it
+	buf      []Entry // entries base+1 .. fetched so far
+	ckpt     Checkpoint
+	ckptLen  uint64 // total size of the checkpoint being assembled
+	ckptDone bool
+	idle     int
+}
+
+func (r *Replica) startTransfer(from hasup.NodeID, ckptOnly bool) {
+	base := r.commit
+	if r.mode == ModeNormal && r.lastNormal == r.view {
+		base = r.op // the own log is a prefix of the view's log
+	}
+	r.xfer = transfer{active: true, from: from, view: r.view, ckptOnly: ckptOnly, base: base}
+	r.sendGetState()
+}
+
+func (r *Replica) tickTransfer() {
+	r.xfer.idle++
+	if r.xfer.idle >= r.cfg.RetryTicks {
+		r.xfer.idle = 0
+		r.sendGetState()
+	}
+}
+
+func (r *Replica) sendGetState() {
+	x := &r.xfer
+	m := Message{Type: MsgGetState, To: x.from, View: x.view}
+	if x.ckptOnly || (x.ckpt.Op > 0 && !x.ckptDone) {
+		m.WantCheckpoint, m.CheckpointOp, m.Offset = true, x.ckpt.Op, uint64(len(x.ckpt.Data))
+	} else {
+		m.Op = x.base + uint64(len(x.buf))
+	}
+	r.send(m)
+}
+
+// onGetState serves a state transfer. A checkpoint is committed state and is
+// served in any mode but recovery; log entries only by a replica that holds
+// the requested view's log.
+func (r *Replica) onGetState(m Message) {
+	if r.mode == ModeRecovering {
+		return
+	}
+	reply := Message{Type: MsgNewState, To: m.From, View: r.view, LastNormalView: r.lastNormal, Op: r.op, Commit: r.commit}
+	if m.WantCheckpoint {
+		r.sendCheckpointChunk(reply, m.CheckpointOp, m.Offset)
+		return
+	}
+	if m.View != r.view || r.mode != ModeNormal || r.lastNormal != r.view || r.xfer.active || m.Op > r.op {
+		return
+	}
+	if m.Op < r.ckpt.Op {
+		r.sendCheckpointChunk(reply, 0, 0)
+		return
+	}
+	lo, hi, size := m.Op+1, m.Op, 0
+	for hi < r.op {
+		s := r.log[hi-r.ckpt.Op].size()
+		if hi >= lo && size+s > r.cfg.ChunkBytes {
+			break
+		}
+		size += s
+		hi++
+	}
+	reply.LogStart, reply.Entries = lo, r.entriesFrom(lo, hi)
+	r.send(reply)
+}
+
+func (r *Replica) sendCheckpointChunk(reply Message, ckptOp, offset uint64) {
+	if r.ckpt.Op == 0 {
+		return
+	}
+	if ckptOp != r.ckpt.Op {
+		offset = 0 // a newer checkpoint: start over
+	}
+	total := uint64(len(r.ckpt.Data))
+	if offset > total {
+		return
+	}
+	end := min(total, offset+uint64(r.cfg.ChunkBytes))
+	reply.CheckpointOp, reply.Offset, reply.Total, reply.Data = r.ckpt.Op, offset, total, r.ckpt.Data[offset:end]
+	r.send(reply)
+}
+
+func (r *Replica) onNewState(m Message) {
+	x := &r.xfer
+	if !x.active || m.From != x.from {
+		return
+	}
+	if m.CheckpointOp > 0 {
+		r.onCheckpointChunk(m)
+		return
+	}
+	if x.ckptOnly || m.View != x.view || m.LastNormalView != m.View || m.LogStart != x.base+uint64(len(x.buf))+1 {
+		return
+	}
+	if m.LogStart+uint64(len(m.Entries)) > m.Op+1 {
+		return // malformed: entries beyond the sender's op
+	}
+	for i, e := range m.Entries {
+		if e.Op != m.LogStart+uint64(i) {
+			return
+		}
+	}
+	x.buf = append(x.buf, m.Entries...)
+	x.idle = 0
+	if x.base+uint64(len(x.buf)) == m.Op {
+		r.installTransfer(m.Commit)
+		return
+	}
+	r.sendGetState()
+}
+
+func (r *Replica) onCheckpointChunk(m Message) {
+	x := &r.xfer
+	switch {
+	case m.Offset == 0:
+		x.ckpt, x.ckptLen, x.ckptDone = Checkpoint{Op: m.CheckpointOp}, m.Total, false
+	case m.CheckpointOp != x.ckpt.Op || m.Offset != uint64(len(x.ckpt.Data)) || m.Total != x.ckptLen || x.ckptDone:
+		return // a chunk of another checkpoint, or out of order
+	}
+	if uint64(len(x.ckpt.Data))+uint64(len(m.Data)) > x.ckptLen {
+		x.ckpt = Checkpoint{}
+		return
+	}
+	x.ckpt.Data = append(x.ckpt.Data, m.Data...)
+	x.idle = 0
+	if uint64(len(x.ckpt.Data)) < x.ckptLen {
+		r.sendGetState()
+		return
+	}
+	x.ckptDone = true
+	if x.ckptOnly {
+		ck := x.ckpt
+		x.ckpt, x.ckptDone = Checkpoint{}, false
+		r.finishPendingView(ck)
+		return
+	}
+	x.base, x.buf = x.ckpt.Op, nil
+	if m.View == x.view && m.LastNormalView == m.View && m.Op == x.ckpt.Op {
+		r.installTransfer(m.Commit)
+		return
+	}
+	r.sendGetState()
+}
+
+// installTransfer installs what the transfer fetched, all at once, and makes
+// the replica normal in the transfer's view.
+func (r *Replica) installTransfer(senderCommit uint64) {
+	x := r.xfer
+	oldLNV, oldOp := r.lastNormal, r.op
+	if x.ckptDone && x.ckpt.Op > r.applied {
+		r.installCheckpoint(x.ckpt)
+	}
+	// The own log is trusted up to base (see transfer) and up to the commit
+	// number; the fetched log replaces the rest.
+	keep := max(x.base, r.commit)
+	last := x.base + uint64(len(x.buf))
+	if keep > last || keep > r.op {
+		panic(r.violation("state transfer from %s ends at %d below the own trusted log %d", x.from, last, keep))
+	}
+	// Entries up to keep are the own log's; they must agree with the fetched.
+	for _, e := range x.buf {
+		if e.Op <= keep && e.Op > r.ckpt.Op && !entryEqual(e, r.log[e.Op-r.ckpt.Op-1]) {
+			panic(r.violation("state transfer disagrees at op %d", e.Op))
+		}
+	}
+	if keep < r.op {
+		r.log = r.log[:keep-r.ckpt.Op]
+		r.op = keep
+	}
+	r.markLog(keep + 1)
+	for _, e := range x.buf {
+		if e.Op > r.op {
+			r.appendEntries([]Entry{e})
+		}
+	}
+	if r.op != last {
+		panic(r.violation("state transfer ends at %d, want %d", r.op, last))
+	}
+	if oldLNV == x.view && r.op < oldOp && r.mode != ModeRecovering {
+		panic(r.violation("state transfer shortens log %d -> %d keeping last-normal-view %d", oldOp, r.op, oldLNV))
+	}
+	r.becomeNormal()
+	r.rec = recoveryState{}
+	r.hardDirty = true
+	r.setCommit(senderCommit)
+	r.send(Message{Type: MsgPrepareOK, To: r.primaryOf(r.view), View: r.view, Op: r.op})
+}
+
+// installCheckpoint replaces the replica's state with the checkpoint's.
+func (r *Replica) installCheckpoint(ck Checkpoint) {
+	if ck.Op <= r.applied {
+		panic(r.violation("installing checkpoint %d at applied %d", ck.Op, r.applied))
+	}
+	if err := r.restoreCheckpoint(ck.Data); err != nil {
+		// A checkpoint a peer built and sent intact cannot fail to restore
+		// unless the FSM is broken.
+		panic(fmt.Sprintf("ensemble %s on %s: install checkpoint %d: %v", r.cfg.Ensemble, r.self, ck.Op, err))
+	}
+	if r.op > ck.Op {
+		r.log = append([]Entry(nil), r.log[ck.Op-r.ckpt.Op:]...)
+	} else {
+		r.log, r.op = nil, ck.Op
+	}
+	r.ckpt = ck
+	r.applied = ck.Op
+	r.commit = max(r.commit, ck.Op)
+	r.newCkpt = &ck
+	if r.logFrom != 0 && r.logFrom <= ck.Op {
+		r.logFrom = ck.Op + 1
+	}
+	r.hardDirty = true
+}

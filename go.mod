@@ -1,0 +1,3 @@
+module github.com/hasup/hasup
+
+go 1.26
