@@ -78,6 +78,12 @@ type cluster struct {
 	rng     *rand.Rand
 	ckptOps uint64
 	chunk   int
+	// tune, if set, adjusts every replica's config after the defaults
+	// above (tests set it before boot).
+	tune func(id hasup.NodeID, cfg *Config)
+	// observers see every Ready after it is persisted and before its
+	// messages are queued (scenario checkers hook in here).
+	observers []func(id hasup.NodeID, rd Ready)
 }
 
 func newCluster(t *testing.T, n int) *cluster {
@@ -93,6 +99,9 @@ func (c *cluster) config(id hasup.NodeID, f *logFSM) Config {
 	cfg.Ensemble, cfg.ID, cfg.Members, cfg.FSM = "e", id, c.ids, f
 	cfg.Rand = rand.New(rand.NewPCG(c.rng.Uint64(), 7))
 	cfg.CheckpointOps, cfg.ChunkBytes = c.ckptOps, c.chunk
+	if c.tune != nil {
+		c.tune(id, &cfg)
+	}
 	return cfg
 }
 
@@ -165,18 +174,29 @@ func (nd *node) persist(rd Ready) {
 func (c *cluster) process() bool {
 	any := false
 	for _, id := range c.ids {
-		nd := c.nodes[id]
-		if nd.down || !nd.r.HasReady() {
-			continue
+		if _, ok := c.processNode(id); ok {
+			any = true
 		}
-		any = true
-		rd := nd.r.Ready()
-		nd.persist(rd)
-		c.queue = append(c.queue, rd.Messages...)
-		nd.replies = append(nd.replies, rd.Replies...)
-		nd.r.Advance()
 	}
 	return any
+}
+
+// processNode runs id's pending Ready, if any, as a runtime would: persist,
+// queue the messages, keep the replies, Advance. It returns the Ready.
+func (c *cluster) processNode(id hasup.NodeID) (Ready, bool) {
+	nd := c.nodes[id]
+	if nd.down || !nd.r.HasReady() {
+		return Ready{}, false
+	}
+	rd := nd.r.Ready()
+	nd.persist(rd)
+	for _, obs := range c.observers {
+		obs(id, rd)
+	}
+	c.queue = append(c.queue, rd.Messages...)
+	nd.replies = append(nd.replies, rd.Replies...)
+	nd.r.Advance()
+	return rd, true
 }
 
 // deliver delivers every queued message (and those they cause) until quiet.

@@ -40,7 +40,8 @@ func (t MsgType) String() string {
 //
 //   - PREPARE: View, Commit, Entries (a batch, dense).
 //   - PREPAREOK: View, Op (the sender holds every op <= Op durably).
-//   - COMMIT: View, Commit, Round (heartbeat and read-confirmation round).
+//   - COMMIT: View, Commit, LogStart (the first op the primary still holds),
+//     Round (heartbeat and read-confirmation round).
 //   - COMMITOK: View, Round.
 //   - STARTVIEWCHANGE: View.
 //   - DOVIEWCHANGE: View, LastNormalView, Op, Commit, LogStart, Entries (the

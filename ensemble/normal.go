@@ -232,7 +232,11 @@ func (r *Replica) onCommit(m Message) {
 	}
 	r.resetTimeout()
 	if r.isCurrent() {
-		if m.Commit > r.op {
+		switch {
+		case m.Commit > r.op && m.LogStart > r.op+1:
+			r.startTransfer(m.From, false) // the primary no longer holds what is missing
+			return
+		case m.Commit > r.op:
 			r.send(Message{Type: MsgPrepareOK, To: m.From, View: r.view, Op: r.op}) // ask for a resend
 		}
 		r.setCommit(m.Commit)
@@ -253,13 +257,13 @@ func (r *Replica) tickPrimary() {
 		}
 		if a := r.primary.acks[i]; a < r.op {
 			// Resend what the backup has not acknowledged, one batch at most.
-			lo := max(a, r.commit, r.ckpt.Op) + 1
+			lo := max(a, r.ckpt.Op) + 1
 			hi := min(r.op, lo+uint64(r.cfg.BatchOps)-1)
 			if lo <= hi {
 				r.send(Message{Type: MsgPrepare, To: id, View: r.view, Commit: r.commit, Entries: r.entriesFrom(lo, hi)})
 			}
 		}
-		r.send(Message{Type: MsgCommit, To: id, View: r.view, Commit: r.commit, Round: r.primary.reads.round})
+		r.send(Message{Type: MsgCommit, To: id, View: r.view, Commit: r.commit, LogStart: r.ckpt.Op + 1, Round: r.primary.reads.round})
 	}
 }
 

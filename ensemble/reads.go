@@ -56,7 +56,7 @@ func (r *Replica) maybeStartRound() {
 		rs.oks = make([]uint64, r.n)
 	}
 	rs.oks[r.indexOf(r.self)] = rs.round
-	r.broadcast(Message{Type: MsgCommit, View: r.view, Commit: r.commit, Round: rs.round})
+	r.broadcast(Message{Type: MsgCommit, View: r.view, Commit: r.commit, LogStart: r.ckpt.Op + 1, Round: rs.round})
 	r.checkRound()
 }
 

@@ -22,8 +22,12 @@ func (r *Replica) tickRecovery() {
 	if r.xfer.active {
 		r.tickTransfer()
 	}
+	stuck := r.ticks >= 4*r.cfg.ViewChangeTicks
+	if r.xfer.active {
+		stuck = r.xfer.stalled >= 4*r.cfg.ViewChangeTicks
+	}
 	switch {
-	case r.ticks >= 4*r.cfg.ViewChangeTicks:
+	case stuck:
 		r.startRecovery() // no progress: start over with a fresh nonce
 	case !r.xfer.active && r.ticks%r.cfg.RetryTicks == 0:
 		r.broadcast(Message{Type: MsgRecovery, Nonce: r.rec.nonce})

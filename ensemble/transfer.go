@@ -22,12 +22,14 @@ type transfer struct {
 	from     hasup.NodeID
 	view     uint64
 	ckptOnly bool
+	start    uint64  // base when the transfer started
 	base     uint64  // the own log up to base is kept; buf continues it
 	buf      []Entry // entries base+1 .. fetched so far
 	ckpt     Checkpoint
 	ckptLen  uint64 // total size of the checkpoint being assembled
 	ckptDone bool
-	idle     int
+	idle     int // ticks since the last GETSTATE
+	stalled  int // ticks since the last accepted chunk
 }
 
 func (r *Replica) startTransfer(from hasup.NodeID, ckptOnly bool) {
@@ -35,11 +37,12 @@ func (r *Replica) startTransfer(from hasup.NodeID, ckptOnly bool) {
 	if r.mode == ModeNormal && r.lastNormal == r.view {
 		base = r.op // the own log is a prefix of the view's log
 	}
-	r.xfer = transfer{active: true, from: from, view: r.view, ckptOnly: ckptOnly, base: base}
+	r.xfer = transfer{active: true, from: from, view: r.view, ckptOnly: ckptOnly, start: base, base: base}
 	r.sendGetState()
 }
 
 func (r *Replica) tickTransfer() {
+	r.xfer.stalled++
 	r.xfer.idle++
 	if r.xfer.idle >= r.cfg.RetryTicks {
 		r.xfer.idle = 0
@@ -115,7 +118,7 @@ func (r *Replica) onNewState(m Message) {
 		r.onCheckpointChunk(m)
 		return
 	}
-	if x.ckptOnly || m.View != x.view || m.LastNormalView != m.View || m.LogStart != x.base+uint64(len(x.buf))+1 {
+	if x.ckptOnly || (x.ckpt.Op > 0 && !x.ckptDone) || m.View != x.view || m.LastNormalView != m.View || m.LogStart != x.base+uint64(len(x.buf))+1 {
 		return
 	}
 	if m.LogStart+uint64(len(m.Entries)) > m.Op+1 {
@@ -127,7 +130,7 @@ func (r *Replica) onNewState(m Message) {
 		}
 	}
 	x.buf = append(x.buf, m.Entries...)
-	x.idle = 0
+	x.idle, x.stalled = 0, 0
 	if x.base+uint64(len(x.buf)) == m.Op {
 		r.installTransfer(m.Commit)
 		return
@@ -138,9 +141,13 @@ func (r *Replica) onNewState(m Message) {
 func (r *Replica) onCheckpointChunk(m Message) {
 	x := &r.xfer
 	switch {
+	case m.CheckpointOp == x.ckpt.Op && x.ckptDone:
+		return // a duplicate of a checkpoint already assembled
 	case m.Offset == 0:
+		// A first chunk (perhaps of a newer checkpoint): start over.
 		x.ckpt, x.ckptLen, x.ckptDone = Checkpoint{Op: m.CheckpointOp}, m.Total, false
-	case m.CheckpointOp != x.ckpt.Op || m.Offset != uint64(len(x.ckpt.Data)) || m.Total != x.ckptLen || x.ckptDone:
+		x.base, x.buf = x.start, nil
+	case m.CheckpointOp != x.ckpt.Op || m.Offset != uint64(len(x.ckpt.Data)) || m.Total != x.ckptLen:
 		return // a chunk of another checkpoint, or out of order
 	}
 	if uint64(len(x.ckpt.Data))+uint64(len(m.Data)) > x.ckptLen {
@@ -148,7 +155,7 @@ func (r *Replica) onCheckpointChunk(m Message) {
 		return
 	}
 	x.ckpt.Data = append(x.ckpt.Data, m.Data...)
-	x.idle = 0
+	x.idle, x.stalled = 0, 0
 	if uint64(len(x.ckpt.Data)) < x.ckptLen {
 		r.sendGetState()
 		return

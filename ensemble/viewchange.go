@@ -236,8 +236,12 @@ func (r *Replica) onStartView(m Message) {
 	if r.mode == ModeRecovering || m.View < r.view || m.From != r.primaryOf(m.View) {
 		return
 	}
-	if m.View == r.view && r.isCurrent() {
-		r.send(Message{Type: MsgPrepareOK, To: m.From, View: r.view, Op: r.op}) // a duplicate: ack again
+	if m.View == r.view && r.mode == ModeNormal {
+		// A duplicate, or a late copy that would take the log back to the
+		// view's start: the view's log is here already (or being fetched).
+		if r.isCurrent() {
+			r.send(Message{Type: MsgPrepareOK, To: m.From, View: r.view, Op: r.op})
+		}
 		return
 	}
 	if m.LogStart+uint64(len(m.Entries)) != m.Op+1 {

@@ -35,10 +35,10 @@ type Result struct {
 
 // Entry is one key of a List answer.
 type Entry struct {
-	Key            []byte
-	Value          []byte
-	CreateRevision uint64
-	ModRevision    uint64
+	Key            []byte // the key, never empty
+	Value          []byte // the key's value
+	CreateRevision uint64 // the revision that created the key
+	ModRevision    uint64 // the revision of the key's last change
 }
 
 // ListResult is the answer to a List query.

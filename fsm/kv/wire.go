@@ -94,7 +94,7 @@ func GetQuery(key []byte) []byte {
 // a limit above math.MaxUint32 counts as math.MaxUint32). Read the answer
 // with DecodeList; to page, pass the last key of one page as the next after.
 func ListQuery(prefix, after []byte, limit int) []byte {
-	n := uint32(min(max(limit, 0), math.MaxUint32))
+	n := uint32(min(uint64(max(limit, 0)), math.MaxUint32))
 	b := begin(opList, fieldBytes(prefix)+fieldBytes(after)+4)
 	b = appendField(appendField(b, prefix), after)
 	return binary.BigEndian.AppendUint32(b, n)

@@ -1,0 +1,109 @@
+package ensemble
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/hasup/hasup"
+	"github.com/hasup/hasup/fsm"
+)
+
+// ctxRecord is what an FSM saw in the Context of one Apply.
+type ctxRecord struct {
+	op    uint64
+	nanos int64
+	rand  [2]uint64
+	fence uint64
+}
+
+// ctxFSM is a logFSM that records the Context of every Apply.
+type ctxFSM struct {
+	*logFSM
+	seen []ctxRecord
+}
+
+func (f *ctxFSM) Apply(ctx fsm.Context, cmd []byte) []byte {
+	rec := ctxRecord{op: ctx.Op(), nanos: ctx.Time().UnixNano(), fence: ctx.Fence()}
+	rec.rand = [2]uint64{ctx.Rand().Uint64(), ctx.Rand().Uint64()}
+	if rec.nanos != ctx.UnixNanos() {
+		panic("Time and UnixNanos disagree")
+	}
+	f.seen = append(f.seen, rec)
+	return f.logFSM.Apply(ctx, cmd)
+}
+
+// The primary chooses one time and one seed per batch and ships them in
+// the PREPARE (the design's "primary prediction"): every replica applies
+// each op with the same Time(), Rand() stream and Fence(), whatever its own
+// clock says; time never goes back along the log; the fence grows with the
+// view.
+func TestEveryReplicaAppliesAnOpWithTheSameContext(t *testing.T) {
+	fsms := map[hasup.NodeID]*ctxFSM{}
+	s := scenario(t, 3, func(c *cluster) {
+		c.tune = func(id hasup.NodeID, cfg *Config) {
+			f := &ctxFSM{logFSM: cfg.FSM.(*logFSM)}
+			cfg.FSM = f
+			fsms[id] = f
+			// Clocks that disagree across nodes, and one that runs backwards.
+			idx := int64(slices.Index(c.ids, id))
+			var calls int64
+			cfg.Clock = func() int64 {
+				calls++
+				if idx == 1 {
+					return 5e18 - calls*1e9
+				}
+				return 1e18 + idx*1e15 + calls*1e9
+			}
+		}
+	})
+	for b := 0; b < 3; b++ {
+		for i := 0; i < 3; i++ {
+			s.mustSubmit(s.primary().r.cfg.ID, 0, 0, fmt.Sprintf("v0b%di%d", b, i))
+		}
+		s.settle()
+	}
+	s.nd(2).r.SuspectPrimary() // view 1: n1, with the backwards clock
+	s.settle()
+	for b := 0; b < 3; b++ {
+		for i := 0; i < 2; i++ {
+			s.mustSubmit(s.primary().r.cfg.ID, 0, 0, fmt.Sprintf("v1b%di%d", b, i))
+		}
+		s.settle()
+	}
+	s.requireConverged(20)
+	ref := fsms[s.id(0)].seen
+	if len(ref) != 15 {
+		t.Fatalf("n0 applied %d ops, want 15", len(ref))
+	}
+	for _, id := range s.ids[1:] {
+		if got := fsms[id].seen; !slices.Equal(got, ref) {
+			t.Errorf("%s saw contexts\n%v\nn0 saw\n%v", id, got, ref)
+		}
+	}
+	for i, rec := range ref {
+		if rec.op != uint64(i+1) {
+			t.Errorf("apply %d had Op %d", i, rec.op)
+		}
+		if i == 0 {
+			continue
+		}
+		prev := ref[i-1]
+		if rec.nanos < prev.nanos {
+			t.Errorf("op %d time %d before op %d's %d", rec.op, rec.nanos, prev.op, prev.nanos)
+		}
+		if rec.fence < prev.fence {
+			t.Errorf("op %d fence %d below op %d's %d", rec.op, rec.fence, prev.op, prev.fence)
+		}
+		if rec.rand == prev.rand {
+			t.Errorf("ops %d and %d drew the same random numbers", prev.op, rec.op)
+		}
+	}
+	// Ops of one batch share the batch's time; batches get the clock's.
+	if ref[0].nanos != ref[2].nanos || ref[2].nanos == ref[3].nanos {
+		t.Errorf("batch times %d %d %d: want one per batch", ref[0].nanos, ref[2].nanos, ref[3].nanos)
+	}
+	if ref[9].fence <= ref[8].fence {
+		t.Errorf("fence %d in view 1 not above view 0's %d", ref[9].fence, ref[8].fence)
+	}
+}

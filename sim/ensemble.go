@@ -1,0 +1,149 @@
+package sim
+
+import (
+	"fmt"
+	"hash/fnv"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/hasup/hasup"
+	"github.com/hasup/hasup/ensemble"
+	"github.com/hasup/hasup/ensemble/quorum"
+)
+
+// simEnsemble is one ensemble and what the checkers know about it.
+type simEnsemble struct {
+	w         *world
+	idx       int
+	name      hasup.EnsembleName
+	members   []hasup.NodeID
+	f         int
+	replicas  []*simReplica
+	committed map[uint64]applied       // op -> what was applied there
+	executed  map[[2]uint64]uint64     // (client, request) -> op that executed it
+	primaries map[uint64]hasup.NodeID  // view -> the node that committed as its primary
+	acked     map[uint64]ackedOp       // op -> the acknowledged write there
+	maxCommit uint64
+	diskFaults int
+	history   []porcupine.Operation
+	probed    bool // a write was acknowledged in the liveness phase
+}
+
+type applied struct {
+	hash     uint64
+	executed bool
+}
+
+type ackedOp struct {
+	client, request uint64
+}
+
+func newSimEnsemble(w *world, idx, size int) *simEnsemble {
+	e := &simEnsemble{
+		w: w, idx: idx, name: hasup.EnsembleName(fmt.Sprintf("e%d", idx)), f: quorum.F(size),
+		committed: map[uint64]applied{}, executed: map[[2]uint64]uint64{},
+		primaries: map[uint64]hasup.NodeID{}, acked: map[uint64]ackedOp{},
+	}
+	perm := w.rng.Perm(w.p.Nodes)
+	for _, i := range perm[:size] {
+		e.members = append(e.members, w.nodes[i].id)
+	}
+	return e
+}
+
+func entryHash(en ensemble.Entry) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d/%d/%d/%d/%d/%d/", en.Op, en.View, en.Kind, en.Client, en.Request, en.Time, en.Seed)
+	_, _ = h.Write(en.Cmd)
+	return h.Sum64()
+}
+
+// onApplied checks that every replica applies the same op at each position
+// with the same outcome, and that no (client, request) executes twice.
+func (e *simEnsemble) onApplied(rep *simReplica, a ensemble.Applied) {
+	op := a.Entry.Op
+	got := applied{hash: entryHash(a.Entry), executed: a.Executed}
+	if prev, ok := e.committed[op]; ok {
+		if prev != got {
+			e.w.fail("ensemble %s: replica %s applied a different op %d (%+v) than another replica (%+v)", e.name, rep.node.id, op, got, prev)
+		}
+		return
+	}
+	e.committed[op] = got
+	if op > e.maxCommit {
+		e.maxCommit = op
+	}
+	if a.Executed && a.Entry.Kind == ensemble.EntryRequest && a.Entry.Client != 0 {
+		key := [2]uint64{a.Entry.Client, a.Entry.Request}
+		if other, ok := e.executed[key]; ok && other != op {
+			e.w.fail("ensemble %s: client %d request %d executed twice, at ops %d and %d", e.name, key[0], key[1], other, op)
+		}
+		e.executed[key] = op
+	}
+}
+
+// checkReady checks the messages and writes of a Ready against the
+// protocol's rules before they take effect.
+func (rep *simReplica) checkReady(before ensemble.Status, rd ensemble.Ready) {
+	w := rep.w
+	if before.Mode == ensemble.ModeRecovering {
+		for _, m := range rd.Messages {
+			switch m.Type {
+			case ensemble.MsgPrepareOK, ensemble.MsgStartViewChange, ensemble.MsgDoViewChange:
+				w.fail("recovering replica %s/%s sends %v", rep.e.name, rep.node.id, m)
+			}
+		}
+	}
+}
+
+// checkDurable checks a Ready's writes as they become durable.
+func (rep *simReplica) checkDurable(rd ensemble.Ready) {
+	if h := rd.HardState; h != nil {
+		if h.View < rep.highest {
+			rep.w.fail("replica %s/%s persists view %d after view %d", rep.e.name, rep.node.id, h.View, rep.highest)
+		}
+		rep.highest = h.View
+	}
+}
+
+// observe checks a replica's status after it acted.
+func (rep *simReplica) observe() {
+	e, w := rep.e, rep.w
+	st := rep.r.Status()
+	if w.debug != nil && (st.View != rep.last.View || st.Mode != rep.last.Mode || st.LastNormalView != rep.last.LastNormalView || st.Transferring != rep.last.Transferring) {
+		w.debug("%d status %s/%s %v v%d lnv%d op%d k%d x%v", w.now, e.name, rep.node.id, st.Mode, st.View, st.LastNormalView, st.Op, st.Commit, st.Transferring)
+	}
+	if st.Commit > st.Op {
+		w.fail("replica %s/%s: commit %d > op %d", e.name, rep.node.id, st.Commit, st.Op)
+	}
+	if st.IsPrimary && st.Commit > rep.last.Commit {
+		if p, ok := e.primaries[st.View]; ok && p != rep.node.id {
+			w.fail("ensemble %s: two primaries commit in view %d: %s and %s", e.name, st.View, p, rep.node.id)
+		}
+		e.primaries[st.View] = rep.node.id
+	}
+	if st.IsPrimary && (!rep.last.IsPrimary || rep.last.View != st.View) {
+		rep.checkHasAcked(st)
+	}
+	rep.last = st
+}
+
+// checkHasAcked checks that a new primary's log holds every acknowledged op.
+// It reports the lowest offending op, so a failing seed prints the same text
+// every time.
+func (rep *simReplica) checkHasAcked(st ensemble.Status) {
+	e := rep.e
+	bad, why := uint64(0), ""
+	for op, a := range e.acked {
+		if bad != 0 && op > bad {
+			continue
+		}
+		if op > st.Op {
+			bad, why = op, fmt.Sprintf("ends at op %d", st.Op)
+		} else if en, ok := rep.r.LogEntry(op); ok && (en.Client != a.client || en.Request != a.request) {
+			bad, why = op, fmt.Sprintf("holds client %d request %d there, want client %d request %d", en.Client, en.Request, a.client, a.request)
+		}
+	}
+	if bad != 0 {
+		e.w.fail("ensemble %s: new primary %s (view %d) lacks acknowledged op %d: %s", e.name, rep.node.id, st.View, bad, why)
+	}
+}

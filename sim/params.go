@@ -1,0 +1,96 @@
+package sim
+
+import "math/rand/v2"
+
+// Params are the shape and fault rates of one run, drawn from its seed
+// ("swarm testing": every seed explores its own mix of faults).
+type Params struct {
+	Nodes          int
+	Ensembles      []int // replicas per ensemble: 3 or 5 (1 sometimes)
+	ClientsPer     int
+	Keys           int
+	CheckpointOps  uint64
+	ChunkBytes     int
+	ClientsMax     int
+	PipelineMax    int
+	BatchOps       int
+	TickSteps      int // simulation steps per replica tick
+	ViewChangeTick int
+
+	// Network, per message.
+	DropPct, DupPct, CorruptPct float64
+	DelayMin, DelayMax          int // steps
+	SpikePct                    float64
+	// Partitions, per step.
+	PartitionPct, HealPct float64
+	// Nodes, per step.
+	CrashPct      float64
+	RestartMin    int
+	RestartMax    int
+	TearPct       float64 // a crash tears the record in flight instead of losing it
+	ColdRestart   bool    // crash every node at once, once
+	WipeOne       bool    // wipe one replica's disk, once
+	BitFlips      int     // bit flips, each on a replica within the f budget
+	ClockJumpPct  float64 // per step, per node
+	SuspectPct    float64 // false "primary suspected" hints, per step
+	DiskDelayMax  int     // steps a Ready's sync takes
+	ReadPct       float64 // share of gets in the workload
+	SafetySteps   int     // minimum length of the safety phase
+	LivenessTicks int     // bound for the liveness phase, in ticks
+}
+
+func drawParams(rng *rand.Rand) Params {
+	p := Params{
+		Nodes:          3 + rng.IntN(3),
+		ClientsPer:     2 + rng.IntN(4),
+		Keys:           2 + rng.IntN(4),
+		CheckpointOps:  uint64(8 + rng.IntN(25)),
+		ChunkBytes:     256 + rng.IntN(4096),
+		PipelineMax:    1 + rng.IntN(4),
+		BatchOps:       1 + rng.IntN(8),
+		TickSteps:      10,
+		ViewChangeTick: 10,
+		DropPct:        pick(rng, 0, 0.2),
+		DupPct:         pick(rng, 0, 0.2),
+		CorruptPct:     pick(rng, 0, 0.01),
+		DelayMin:       1,
+		DelayMax:       2 + rng.IntN(20),
+		SpikePct:       pick(rng, 0, 0.02),
+		PartitionPct:   pick(rng, 0, 0.003),
+		HealPct:        0.002 + rng.Float64()*0.02,
+		CrashPct:       pick(rng, 0, 0.0005),
+		RestartMin:     10,
+		RestartMax:     50 + rng.IntN(500),
+		TearPct:        rng.Float64(),
+		ColdRestart:    rng.IntN(4) == 0,
+		WipeOne:        rng.IntN(3) == 0,
+		BitFlips:       rng.IntN(3),
+		ClockJumpPct:   pick(rng, 0, 0.001),
+		SuspectPct:     pick(rng, 0, 0.002),
+		DiskDelayMax:   rng.IntN(4),
+		ReadPct:        0.1 + rng.Float64()*0.4,
+		SafetySteps:    3000 + rng.IntN(3000),
+		LivenessTicks:  20 * 10 * 2, // 20 view-change timeouts at their longest (2 * ViewChangeTicks)
+	}
+	for i := 0; i < 1+rng.IntN(3); i++ {
+		r := 3
+		if p.Nodes >= 5 && rng.IntN(3) == 0 {
+			r = 5
+		}
+		if rng.IntN(12) == 0 {
+			r = 1
+		}
+		p.Ensembles = append(p.Ensembles, r)
+	}
+	p.ClientsMax = p.ClientsPer + rng.IntN(3) // sometimes small enough to evict
+	return p
+}
+
+// pick returns 0 a third of the time (a fault-free dimension), else a value
+// in [lo, hi).
+func pick(rng *rand.Rand, lo, hi float64) float64 {
+	if rng.IntN(3) == 0 {
+		return 0
+	}
+	return lo + rng.Float64()*(hi-lo)
+}

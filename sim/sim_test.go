@@ -1,0 +1,95 @@
+package sim
+
+import (
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	flagSeeds = flag.Int("sim.seeds", 300, "number of seeds to simulate")
+	flagSeed  = flag.Uint64("sim.seed", 0, "simulate only this seed (0: seeds base+1 .. base+sim.seeds)")
+	flagBase  = flag.Uint64("sim.base", 0, "first seed minus one")
+	flagV     = flag.Bool("sim.v", false, "print one line per seed")
+	flagDebug = flag.Bool("sim.debug", false, "with -sim.seed: print every delivery and status change")
+)
+
+// TestSimulation runs the seeded whole-cluster simulation and ends with one
+// SIM summary line. A failing seed prints the command that replays it.
+func TestSimulation(t *testing.T) {
+	seeds := make([]uint64, 0, *flagSeeds)
+	if *flagSeed != 0 {
+		seeds = append(seeds, *flagSeed)
+	} else {
+		for i := 1; i <= *flagSeeds; i++ {
+			seeds = append(seeds, *flagBase+uint64(i))
+		}
+	}
+	if *flagDebug && len(seeds) == 1 {
+		r := Debug(seeds[0], func(format string, args ...any) { fmt.Printf(format+"\n", args...) })
+		t.Logf("seed %d: anomaly=%q liveness=%q", r.Seed, r.Anomaly, r.LivenessFailure)
+		return
+	}
+	results := runSeeds(seeds)
+	faults := map[string]int{}
+	var ops, acked, nfaults, anomalies, lost, liveFail int
+	trace := fnv.New64a()
+	for _, r := range results {
+		ops += r.Ops
+		acked += r.Acked
+		for k, v := range r.Faults {
+			faults[k] += v
+			if k != "recoveries" && k != "corruption_detected" && k != "sessions_expired" {
+				nfaults += v
+			}
+		}
+		lost += r.Lost
+		_ = binary.Write(trace, binary.LittleEndian, r.Trace)
+		if *flagV {
+			t.Logf("seed %d: nodes=%d ens=%v ops=%d acked=%d commit=%v steps=%d faults=%v", r.Seed, r.Params.Nodes, r.Params.Ensembles, r.Ops, r.Acked, r.CommittedPerEns, r.Steps, r.Faults)
+		}
+		if r.Anomaly != "" || r.Lost > 0 {
+			anomalies++
+			t.Errorf("seed %d: anomaly: %s (lost=%d)\n  replay: go test ./sim -run TestSimulation -sim.seed=%d -v", r.Seed, r.Anomaly, r.Lost, r.Seed)
+		}
+		if r.LivenessFailure != "" && r.Anomaly == "" {
+			liveFail++
+			t.Errorf("seed %d: liveness failure: %s\n  replay: go test ./sim -run TestSimulation -sim.seed=%d -v", r.Seed, r.LivenessFailure, r.Seed)
+		}
+	}
+	var parts []string
+	for _, k := range sortedFaults(faults) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, faults[k]))
+	}
+	t.Logf("faults by type: %s", strings.Join(parts, " "))
+	fmt.Printf("SIM seeds=%d ops=%d acked=%d faults=%d anomalies=%d lost=%d liveness_failures=%d trace=%016x\n",
+		len(results), ops, acked, nfaults, anomalies, lost, liveFail, trace.Sum64())
+}
+
+// runSeeds runs seeds on every core; results come back in seed order, so
+// the combined trace does not depend on scheduling.
+func runSeeds(seeds []uint64) []Result {
+	results := make([]Result, len(seeds))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = Run(seeds[i])
+			}
+		}()
+	}
+	for i := range seeds {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return results
+}
