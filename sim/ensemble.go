@@ -12,20 +12,20 @@ import (
 
 // simEnsemble is one ensemble and what the checkers know about it.
 type simEnsemble struct {
-	w         *world
-	idx       int
-	name      hasup.EnsembleName
-	members   []hasup.NodeID
-	f         int
-	replicas  []*simReplica
-	committed map[uint64]applied       // op -> what was applied there
-	executed  map[[2]uint64]uint64     // (client, request) -> op that executed it
-	primaries map[uint64]hasup.NodeID  // view -> the node that committed as its primary
-	acked     map[uint64]ackedOp       // op -> the acknowledged write there
-	maxCommit uint64
+	w          *world
+	idx        int
+	name       hasup.EnsembleName
+	members    []hasup.NodeID
+	f          int
+	replicas   []*simReplica
+	committed  map[uint64]applied      // op -> what was applied there
+	executed   map[[2]uint64]uint64    // (client, request) -> op that executed it
+	primaries  map[uint64]hasup.NodeID // view -> the node that committed as its primary
+	acked      map[uint64]ackedOp      // op -> the acknowledged write there
+	maxCommit  uint64
 	diskFaults int
-	history   []porcupine.Operation
-	probed    bool // a write was acknowledged in the liveness phase
+	history    []porcupine.Operation
+	probed     bool // a write was acknowledged in the liveness phase
 }
 
 type applied struct {
