@@ -66,10 +66,10 @@ func (r *Replica) apply(e Entry) {
 		panic(fmt.Sprintf("ensemble %s on %s: op %d has unknown kind %d", r.cfg.Ensemble, r.self, e.Op, e.Kind))
 	}
 	r.appliedQ = append(r.appliedQ, Applied{Entry: e, Executed: executed})
-	if id, ok := r.primary.waiters[e.Op]; ok {
-		delete(r.primary.waiters, e.Op)
+	for _, id := range r.primary.waiters[e.Op] {
 		r.replies = append(r.replies, Reply{ID: id, Op: e.Op, Result: result, Err: err})
 	}
+	delete(r.primary.waiters, e.Op)
 }
 
 func (r *Replica) fsmContext(e Entry) fsm.Context {

@@ -29,6 +29,14 @@ type scen struct {
 	diskOps map[hasup.NodeID]uint64    // latest durable op per node (reset by wipe)
 	readies map[hasup.NodeID][]Ready
 	errorf  func(format string, args ...any) // t.Errorf; replaced to test the checkers
+	execs   map[execKey]int
+	readsOK int // reads answered without error (random runs count them)
+}
+
+// execKey names one client request executed by one replica incarnation.
+type execKey struct {
+	r               *Replica
+	client, request uint64
 }
 
 // scenario builds a cluster of n, lets setup adjust it (tune, ckptOps,
@@ -42,7 +50,8 @@ func scenario(t *testing.T, n int, setup func(c *cluster)) *scen {
 	s := &scen{
 		cluster: c, nextID: 1 << 20,
 		global: map[uint64]Entry{}, acked: map[uint64]Entry{}, last: map[*Replica]uint64{},
-		hard: map[hasup.NodeID]HardState{}, diskOps: map[hasup.NodeID]uint64{}, readies: map[hasup.NodeID][]Ready{},
+		execs: map[execKey]int{},
+		hard:  map[hasup.NodeID]HardState{}, diskOps: map[hasup.NodeID]uint64{}, readies: map[hasup.NodeID][]Ready{},
 	}
 	s.errorf = t.Errorf
 	c.observers = append(c.observers, s.observe)
@@ -70,6 +79,12 @@ func (s *scen) observe(id hasup.NodeID, rd Ready) {
 			s.errorf("SAFETY: %s applied op %d after op %d", id, e.Op, last)
 		}
 		s.last[nd.r] = e.Op
+		if a.Executed && e.Client != 0 && e.Kind == EntryRequest {
+			k := execKey{nd.r, e.Client, e.Request}
+			if s.execs[k]++; s.execs[k] > 1 {
+				s.errorf("AT-MOST-ONCE: %s executed client %d request %d %d times", id, e.Client, e.Request, s.execs[k])
+			}
+		}
 	}
 	for _, rp := range rd.Replies {
 		if rp.Err == nil && rp.Op > 0 {

@@ -21,7 +21,8 @@ type clientTable struct {
 
 type session struct {
 	request uint64 // last executed request number (0: session opened, nothing executed)
-	reply   []byte // reply of that request; nil if it exceeded replyMax
+	reply   []byte // reply of that request
+	dropped bool   // the reply exceeded replyMax and was not kept
 	lastOp  uint64 // op of the last activity, for least-recently-active eviction
 }
 
@@ -62,6 +63,8 @@ func (t *clientTable) admit(client, req uint64) (cached []byte, dup bool, err er
 	switch {
 	case !ok:
 		return nil, false, ErrSessionExpired
+	case req == s.request && s.dropped:
+		return nil, true, ErrReplyNotKept
 	case req == s.request:
 		return s.reply, true, nil
 	case req < s.request:
@@ -73,13 +76,13 @@ func (t *clientTable) admit(client, req uint64) (cached []byte, dup bool, err er
 func (t *clientTable) record(client, req, op uint64, reply []byte) {
 	s := t.sessions[client]
 	s.request, s.lastOp = req, op
-	s.reply = nil
-	if len(reply) <= t.replyMax {
-		s.reply = reply
+	s.reply, s.dropped = reply, len(reply) > t.replyMax
+	if s.dropped {
+		s.reply = nil
 	}
 }
 
-const checkpointVersion = 1
+const checkpointVersion = 2
 
 // encodeCheckpoint writes the client table, the last batch time and the FSM
 // snapshot as one checkpoint image.
@@ -99,10 +102,13 @@ func (r *Replica) encodeCheckpoint() []byte {
 		h = binary.AppendUvarint(h, id)
 		h = binary.AppendUvarint(h, s.request)
 		h = binary.AppendUvarint(h, s.lastOp)
-		if s.reply == nil {
+		switch {
+		case s.dropped:
+			h = binary.AppendUvarint(h, 1)
+		case s.reply == nil:
 			h = binary.AppendUvarint(h, 0)
-		} else {
-			h = binary.AppendUvarint(h, uint64(len(s.reply))+1)
+		default:
+			h = binary.AppendUvarint(h, uint64(len(s.reply))+2)
 			h = append(h, s.reply...)
 		}
 		b.Write(h)
@@ -140,12 +146,12 @@ func (r *Replica) restoreCheckpoint(data []byte) error {
 				return fmt.Errorf("%w: client %d: %v", errBadCheckpoint, i, err)
 			}
 		}
-		s := &session{request: f[1], lastOp: f[2]}
-		if f[3] > 0 {
-			if f[3]-1 > uint64(rd.Len()) {
+		s := &session{request: f[1], lastOp: f[2], dropped: f[3] == 1}
+		if f[3] > 1 {
+			if f[3]-2 > uint64(rd.Len()) {
 				return fmt.Errorf("%w: client %d reply length", errBadCheckpoint, i)
 			}
-			s.reply = make([]byte, f[3]-1)
+			s.reply = make([]byte, f[3]-2)
 			_, _ = rd.Read(s.reply)
 		}
 		t.sessions[f[0]] = s

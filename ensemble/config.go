@@ -66,7 +66,8 @@ type Config struct {
 	// the least recently active client. Default 4096.
 	ClientsMax int
 	// ReplyBytesMax bounds a reply kept in the client table; a larger reply
-	// is answered but only its error-free absence is remembered. Default 64 KiB.
+	// is answered once, and a retry of its request gets ErrReplyNotKept.
+	// Default 64 KiB.
 	ReplyBytesMax int
 	// ProposalsMax and ReadsMax bound the requests waiting at a primary;
 	// beyond them Propose and Read fail with ErrBusy. Defaults 4096, 4096.

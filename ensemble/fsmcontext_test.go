@@ -107,3 +107,54 @@ func TestEveryReplicaAppliesAnOpWithTheSameContext(t *testing.T) {
 		t.Errorf("fence %d in view 1 not above view 0's %d", ref[9].fence, ref[8].fence)
 	}
 }
+
+// fsm.Context: Time "never decreases along the log", whatever the clocks
+// say. Here n0's clock is ahead of n1's. n0 orders X (time 1000) and
+// crashes before X commits; n1 starts view 1 with X in its log, crashes too
+// before X commits, and restarts from storage as primary of view 1. Its next
+// batch must not get an earlier time than X, which precedes it in the log.
+func TestFSMTimeNeverGoesBackAlongTheLogAcrossPrimaryRestart(t *testing.T) {
+	fsms := map[hasup.NodeID]*ctxFSM{}
+	s := scenario(t, 3, func(c *cluster) {
+		c.tune = func(id hasup.NodeID, cfg *Config) {
+			f := &ctxFSM{logFSM: cfg.FSM.(*logFSM)}
+			cfg.FSM = f
+			fsms[id] = f
+			clock := int64(500)
+			if id == c.ids[0] {
+				clock = 1000
+			}
+			cfg.Clock = func() int64 { return clock }
+		}
+	})
+	n0, n1 := s.id(0), s.id(1)
+	s.drop = func(m Message) bool { return m.Type == MsgPrepareOK }
+	s.mustSubmit(n0, 0, 0, "X")
+	s.settle()
+	if e, ok := s.nd(1).r.LogEntry(1); !ok || e.Time != 1000 {
+		t.Fatalf("n1 should hold X with time 1000: %+v %v", e, ok)
+	}
+	s.nd(0).down = true
+	s.nd(1).r.SuspectPrimary()
+	s.settle()
+	if !s.primaryIs(n1) || s.nd(1).r.Status().Commit != 0 {
+		t.Fatalf("n1 should be primary of view 1 with X uncommitted: %+v", s.nd(1).r.Status())
+	}
+	s.restart(n1)
+	if !s.primaryIs(n1) {
+		t.Fatalf("n1 should resume as primary of view 1: %+v", s.nd(1).r.Status())
+	}
+	s.mustSubmit(n1, 0, 0, "Y")
+	s.settle()
+	s.drop = nil
+	if !s.tickUntil(20, func() bool { return s.nd(1).r.Status().Applied == 2 }) {
+		t.Fatalf("X and Y never committed:\n%s", s.dump())
+	}
+	seen := fsms[n1].seen
+	if len(seen) != 2 {
+		t.Fatalf("n1 applied %d ops, want X and Y; %q\n%s", len(seen), s.applied(n1), s.dump())
+	}
+	if seen[1].nanos < seen[0].nanos {
+		t.Fatalf("op 2 applied with time %d after op 1's %d: FSM time went back across a primary restart", seen[1].nanos, seen[0].nanos)
+	}
+}

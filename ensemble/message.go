@@ -51,9 +51,10 @@ func (t MsgType) String() string {
 //   - RECOVERY: Nonce.
 //   - RECOVERYRESPONSE: View, Nonce, Op, Commit (Op and Commit only from the
 //     primary of View).
-//   - GETSTATE: View, Op (entries wanted after Op), CheckpointOp and Offset
-//     (the checkpoint chunk wanted; CheckpointOp 0 = any), WantCheckpoint.
-//   - NEWSTATE: View, LastNormalView, Op (the sender's op), Commit, and
+//   - GETSTATE: Nonce (the transfer's ID), View, Op (entries wanted after
+//     Op), CheckpointOp and Offset (the checkpoint chunk wanted;
+//     CheckpointOp 0 = any), WantCheckpoint.
+//   - NEWSTATE: Nonce (echoed), View, LastNormalView, Op (the sender's op), Commit, and
 //     either Entries (from LogStart) or one checkpoint chunk (CheckpointOp,
 //     Offset, Total, Data).
 type Message struct {
@@ -80,5 +81,5 @@ type Message struct {
 }
 
 func (m Message) String() string {
-	return fmt.Sprintf("%s %s->%s e%d v%d op%d k%d", m.Type, m.From, m.To, m.Epoch, m.View, m.Op, m.Commit)
+	return fmt.Sprintf("%s %s %s->%s e%d v%d op%d k%d", m.Ensemble, m.Type, m.From, m.To, m.Epoch, m.View, m.Op, m.Commit)
 }

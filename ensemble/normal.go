@@ -25,8 +25,8 @@ type primaryState struct {
 	selfDurable uint64   // highest op of this primary's log that is durable
 	startOp     uint64   // op number when the view started: reads wait for it to commit
 	queue       []Proposal
-	inflight    []uint64          // last op of each batch prepared but not committed
-	waiters     map[uint64]uint64 // op -> caller ID
+	inflight    []uint64            // last op of each batch prepared but not committed
+	waiters     map[uint64][]uint64 // op -> caller IDs (a retry may join a waiting caller)
 	reads       readState
 }
 
@@ -39,11 +39,17 @@ func (r *Replica) becomeNormal() {
 	r.vc = viewChangeState{}
 	r.resetTimeout()
 	r.failWaiters(ErrViewChanged)
-	r.primary = primaryState{waiters: map[uint64]uint64{}}
+	r.primary = primaryState{waiters: map[uint64][]uint64{}}
 	if r.primaryOf(r.view) == r.self {
 		r.primary.acks = make([]uint64, r.n)
 		r.primary.startOp = r.op
+		base := r.cfg.Rand.Uint64() >> 2 // headroom: rounds only grow from here
+		r.primary.reads = readState{base: base, round: base, confirmed: base}
 		r.heartbeatTick = 0
+		if r.op > r.commit {
+			// The inherited uncommitted tail counts against the pipeline.
+			r.primary.inflight = []uint64{r.op}
+		}
 	}
 }
 
@@ -55,7 +61,9 @@ func (r *Replica) failWaiters(err error) {
 	}
 	slices.Sort(ops)
 	for _, op := range ops {
-		r.replies = append(r.replies, Reply{ID: r.primary.waiters[op], Err: err})
+		for _, id := range r.primary.waiters[op] {
+			r.replies = append(r.replies, Reply{ID: id, Err: err})
+		}
 	}
 	for _, p := range r.primary.queue {
 		r.replies = append(r.replies, Reply{ID: p.ID, Err: ErrNotPrimary})
@@ -86,7 +94,18 @@ func (r *Replica) Propose(p Proposal) error {
 }
 
 func (r *Replica) canFlush() bool {
-	return r.isPrimary() && len(r.primary.queue) > 0 && len(r.primary.inflight) < r.cfg.PipelineMax
+	if !r.isPrimary() || len(r.primary.queue) == 0 {
+		return false
+	}
+	r.pruneInflight()
+	return len(r.primary.inflight) < r.cfg.PipelineMax
+}
+
+// pruneInflight forgets the batches that have committed.
+func (r *Replica) pruneInflight() {
+	for len(r.primary.inflight) > 0 && r.primary.inflight[0] <= r.commit {
+		r.primary.inflight = r.primary.inflight[1:]
+	}
 }
 
 // flushProposals turns queued proposals into PREPARE batches while the
@@ -113,7 +132,7 @@ func (r *Replica) prepareBatch() {
 			break
 		}
 		if op, ok := r.findUncommitted(p); ok {
-			r.primary.waiters[op] = p.ID // a retry of a request already in the log
+			r.primary.waiters[op] = append(r.primary.waiters[op], p.ID) // a retry of a request already in the log
 			continue
 		}
 		kind := EntryRequest
@@ -123,7 +142,7 @@ func (r *Replica) prepareBatch() {
 		bytes += len(p.Cmd) + 64
 		e := Entry{Op: r.op + 1, View: r.view, Kind: kind, Client: p.Client, Request: p.Request, Time: r.lastTime, Seed: seed, Cmd: p.Cmd}
 		r.appendEntries([]Entry{e})
-		r.primary.waiters[e.Op] = p.ID
+		r.primary.waiters[e.Op] = append(r.primary.waiters[e.Op], p.ID)
 	}
 	r.primary.queue = slices.Delete(q, 0, i)
 	if r.op < first {
@@ -219,9 +238,7 @@ func (r *Replica) maybeCommit() {
 		return
 	}
 	r.setCommit(k)
-	for len(r.primary.inflight) > 0 && r.primary.inflight[0] <= r.commit {
-		r.primary.inflight = r.primary.inflight[1:]
-	}
+	r.pruneInflight()
 	r.serveReads()
 }
 

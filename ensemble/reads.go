@@ -8,7 +8,13 @@ import "github.com/hasup/hasup/ensemble/quorum"
 // COMMITOK) that no newer view had started by then, then answers once it has
 // applied that commit number and everything ordered before its view began.
 // One round serves every read that arrived before the round started.
+//
+// Round numbers start at a random base for every primary incarnation: a
+// COMMITOK still in flight from before a restart in the same view must not
+// confirm a round started after it (simulator seed 914: a deposed primary
+// restarted, counted a pre-crash COMMITOK and served a stale read).
 type readState struct {
+	base      uint64 // random first round of this primary incarnation
 	round     uint64 // last round started
 	confirmed uint64 // last round a quorum confirmed
 	inFlight  bool
@@ -66,8 +72,8 @@ func (r *Replica) onCommitOK(m Message) {
 		return
 	}
 	rs := &r.primary.reads
-	if rs.oks == nil {
-		return
+	if rs.oks == nil || m.Round <= rs.base || m.Round > rs.round {
+		return // not a round of this incarnation
 	}
 	i := r.indexOf(m.From)
 	rs.oks[i] = max(rs.oks[i], m.Round)

@@ -131,3 +131,44 @@ func TestNewPrimaryAnswersReadsOnlyAfterCommittingInheritedOps(t *testing.T) {
 		t.Fatalf("read %+v %v; want a", rp, ok)
 	}
 }
+
+// With n=5 the deposed primary keeps a backup of its old view on its side
+// of the partition ({n0,n4} | {n1,n2,n3}); its confirmation round reaches
+// that backup, but two of five is no quorum, so the read still waits.
+func TestDeposedPrimaryWithAStaleBackupCannotConfirmAReadRound(t *testing.T) {
+	s := scenario(t, 5, nil)
+	n0, n4 := s.id(0), s.id(4)
+	s.write("a")
+	minority := func(id any) bool { return id == n0 || id == n4 }
+	s.drop = func(m Message) bool { return minority(m.From) != minority(m.To) }
+	if !s.tickUntil(100, func() bool { return s.primaryIs(s.id(1)) || s.primaryIs(s.id(2)) || s.primaryIs(s.id(3)) }) {
+		t.Fatalf("majority side elected no primary:\n%s", s.dump())
+	}
+	s.write("b")
+	if !s.primaryIs(n0) || s.nodes[n4].r.Status().View != 0 {
+		t.Fatalf("the scenario needs n0 primary and n4 in view 0:\n%s", s.dump())
+	}
+	pid, err := s.read(n0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.settle()
+	oks := 0
+	for _, m := range s.sent(n4, MsgCommitOK) {
+		if m.To == n0 && m.Round > 0 {
+			oks++
+		}
+	}
+	if oks == 0 {
+		t.Fatal("n4 never confirmed n0's round; the scenario needs it to")
+	}
+	s.tick(5) // less than a view-change timeout: n4 stays in view 0
+	if rp, ok := s.reply(n0, pid); ok {
+		t.Fatalf("deposed primary answered %+v with two of five confirmations", rp)
+	}
+	s.drop = nil
+	s.requireConverged(100)
+	if rp, ok := s.reply(n0, pid); ok && rp.Err == nil && !strings.Contains(string(rp.Result), "b") {
+		t.Fatalf("deposed primary answered a stale %q", rp.Result)
+	}
+}

@@ -68,6 +68,6 @@ func (r *Replica) onRecoveryResponse(m Message) {
 	}
 	r.view = top
 	r.ticks = 0
-	r.xfer = transfer{active: true, from: p.From, view: top}
+	r.xfer = transfer{active: true, id: r.cfg.Rand.Uint64() | 1, from: p.From, view: top}
 	r.sendGetState()
 }

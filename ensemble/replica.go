@@ -132,6 +132,9 @@ func (r *Replica) restart(d *Durable) error {
 		}
 	}
 	r.log = slices.Clone(d.Entries)
+	for _, e := range r.log {
+		r.lastTime = max(r.lastTime, e.Time) // FSM time never goes back, even across a restart
+	}
 	r.op = d.Checkpoint.Op + uint64(len(d.Entries))
 	r.commit = max(min(h.Commit, r.op), r.ckpt.Op)
 	r.applyCommitted()

@@ -349,3 +349,54 @@ func TestMessagesLeaveOnlyWithTheStateTheyVouchFor(t *testing.T) {
 		t.Errorf("applied %q", got)
 	}
 }
+
+// PipelineMax bounds the batches "prepared but not yet committed", and a
+// restart does not commit anything: a primary that resumes from storage with
+// uncommitted batches must count them against the bound.
+func TestPipelineBoundCountsUncommittedOpsAfterPrimaryRestart(t *testing.T) {
+	s := scenario(t, 3, func(c *cluster) {
+		c.tune = func(_ hasup.NodeID, cfg *Config) { cfg.PipelineMax, cfg.BatchOps = 1, 1 }
+	})
+	p := s.id(0)
+	s.drop = func(m Message) bool { return m.Type == MsgPrepareOK }
+	s.mustSubmit(p, 0, 0, "a")
+	s.mustSubmit(p, 0, 0, "b")
+	s.settle()
+	if st := s.nd(0).r.Status(); st.Op != 1 {
+		t.Fatalf("before restart: %+v; want one batch in flight", st)
+	}
+	s.restart(p)
+	s.mustSubmit(p, 0, 0, "c")
+	s.settle()
+	if st := s.nd(0).r.Status(); st.Op > 1 && st.Commit == 0 {
+		t.Fatalf("after a restart the primary prepared op %d while op 1 is uncommitted, beyond PipelineMax 1", st.Op)
+	}
+}
+
+// Bounded queues: beyond ProposalsMax waiting proposals and ReadsMax waiting
+// reads, the primary refuses with ErrBusy rather than grow.
+func TestPrimaryRefusesProposalsAndReadsBeyondTheirQueueBounds(t *testing.T) {
+	s := scenario(t, 3, func(c *cluster) {
+		c.tune = func(_ hasup.NodeID, cfg *Config) { cfg.ProposalsMax, cfg.ReadsMax = 2, 1 }
+	})
+	p := s.id(0)
+	for i := 0; i < 2; i++ {
+		if _, err := s.submit(p, 0, 0, "x"); err != nil {
+			t.Fatalf("proposal %d: %v", i, err)
+		}
+	}
+	if _, err := s.submit(p, 0, 0, "x"); err != ErrBusy {
+		t.Errorf("third queued proposal: %v, want ErrBusy", err)
+	}
+	s.settle() // the queue drains into a batch
+	if _, err := s.submit(p, 0, 0, "y"); err != nil {
+		t.Errorf("proposal after the queue drained: %v", err)
+	}
+	s.drop = func(m Message) bool { return m.Type == MsgCommitOK }
+	if _, err := s.read(p); err != nil {
+		t.Fatalf("first read: %v", err)
+	}
+	if _, err := s.read(p); err != ErrBusy {
+		t.Errorf("second waiting read: %v, want ErrBusy", err)
+	}
+}

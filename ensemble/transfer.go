@@ -19,6 +19,7 @@ import (
 // beyond its commit number (checkpoint only, from the chosen DVC's sender).
 type transfer struct {
 	active   bool
+	id       uint64 // echoed by the peer, so answers to an earlier transfer are told apart
 	from     hasup.NodeID
 	view     uint64
 	ckptOnly bool
@@ -37,7 +38,7 @@ func (r *Replica) startTransfer(from hasup.NodeID, ckptOnly bool) {
 	if r.mode == ModeNormal && r.lastNormal == r.view {
 		base = r.op // the own log is a prefix of the view's log
 	}
-	r.xfer = transfer{active: true, from: from, view: r.view, ckptOnly: ckptOnly, start: base, base: base}
+	r.xfer = transfer{active: true, id: r.cfg.Rand.Uint64() | 1, from: from, view: r.view, ckptOnly: ckptOnly, start: base, base: base}
 	r.sendGetState()
 }
 
@@ -52,7 +53,7 @@ func (r *Replica) tickTransfer() {
 
 func (r *Replica) sendGetState() {
 	x := &r.xfer
-	m := Message{Type: MsgGetState, To: x.from, View: x.view}
+	m := Message{Type: MsgGetState, To: x.from, View: x.view, Nonce: x.id}
 	if x.ckptOnly || (x.ckpt.Op > 0 && !x.ckptDone) {
 		m.WantCheckpoint, m.CheckpointOp, m.Offset = true, x.ckpt.Op, uint64(len(x.ckpt.Data))
 	} else {
@@ -68,7 +69,7 @@ func (r *Replica) onGetState(m Message) {
 	if r.mode == ModeRecovering {
 		return
 	}
-	reply := Message{Type: MsgNewState, To: m.From, View: r.view, LastNormalView: r.lastNormal, Op: r.op, Commit: r.commit}
+	reply := Message{Type: MsgNewState, To: m.From, View: r.view, LastNormalView: r.lastNormal, Op: r.op, Commit: r.commit, Nonce: m.Nonce}
 	if m.WantCheckpoint {
 		r.sendCheckpointChunk(reply, m.CheckpointOp, m.Offset)
 		return
@@ -111,8 +112,8 @@ func (r *Replica) sendCheckpointChunk(reply Message, ckptOp, offset uint64) {
 
 func (r *Replica) onNewState(m Message) {
 	x := &r.xfer
-	if !x.active || m.From != x.from {
-		return
+	if !x.active || m.From != x.from || m.Nonce != x.id {
+		return // not for the transfer in progress: a late or duplicate answer
 	}
 	if m.CheckpointOp > 0 {
 		r.onCheckpointChunk(m)

@@ -20,11 +20,11 @@ import (
 //  1. view 0: X reaches n0 and n2 only; n0 commits it and answers the
 //     client. n2 does not know X is committed (its commit number is 0).
 //  2. n2 pauses. n0 and n1 fail to start views 1 and 2 and start view 3
-//     (primary n0) with X; n1 never gets the STARTVIEW and stays in its view
-//     change, without X.
+//     (primary n0; or 6, ... if timeouts skip one) with X; n1 never gets the
+//     STARTVIEW and stays in its view change, without X.
 //  3. n2 wakes up and gets a PREPARE of view 3 with a gap (op 2 after its
 //     op 1). It must not drop X while it keeps last-normal-view 0.
-//  4. n0 crashes. n1 and n2 start view 4 (primary n1): both DVCs carry
+//  4. n0 crashes. n1 and n2 start a view without it: both DVCs carry
 //     last-normal-view 0; n1's log is empty, n2's must still hold X, or the
 //     acknowledged X is lost.
 func TestReplicaLearningOfNewerViewWithGapKeepsItsSuffixAndLastNormalView(t *testing.T) {
@@ -51,14 +51,13 @@ func TestReplicaLearningOfNewerViewWithGapKeepsItsSuffixAndLastNormalView(t *tes
 	}
 	s.nd(1).r.SuspectPrimary()
 	s.settle()
-	if !s.tickUntil(300, func() bool { return s.primaryIs(n0) && s.nd(0).r.Status().View >= 3 }) {
-		t.Fatalf("step 2: n0 did not start view 3:\n%s", s.dump())
+	// Only n0's views (3, 6, ...) can start: n1 gets no DVC, n2 is paused.
+	if !s.tickUntil(300, func() bool { return s.primaryIs(n0) && s.nd(0).r.Status().View > 0 }) {
+		t.Fatalf("step 2: n0 did not start a new view:\n%s", s.dump())
 	}
-	if st := s.nd(0).r.Status(); st.View != 3 {
-		t.Fatalf("step 2: n0 started view %d, the scenario needs 3:\n%s", st.View, s.dump())
-	}
-	if st := s.nd(1).r.Status(); st.View != 3 || st.Mode != ModeViewChange || st.LastNormalView != 0 || st.Op != 0 {
-		t.Fatalf("step 2: n1 %+v; want in view change 3, last normal 0, no ops", st)
+	v := s.nd(0).r.Status().View
+	if st := s.nd(1).r.Status(); st.View != v || st.Mode != ModeViewChange || st.LastNormalView != 0 || st.Op != 0 {
+		t.Fatalf("step 2: n1 %+v; want in view change %d, last normal 0, no ops", st, v)
 	}
 
 	// 3.
@@ -66,11 +65,11 @@ func TestReplicaLearningOfNewerViewWithGapKeepsItsSuffixAndLastNormalView(t *tes
 	s.drop = func(m Message) bool {
 		return m.To == n1 || m.Type == MsgGetState || m.Type == MsgNewState
 	}
-	s.mustSubmit(n0, 0, 0, "Y") // op 2 of view 3: a gap after n2's op 1
+	s.mustSubmit(n0, 0, 0, "Y") // op 2 of view v: a gap after n2's op 1
 	s.settle()
 	st := s.nd(2).r.Status()
-	if st.View != 3 {
-		t.Fatalf("step 3: n2 did not learn view 3 from the PREPARE: %+v", st)
+	if st.View != v {
+		t.Fatalf("step 3: n2 did not learn view %d from the PREPARE: %+v", v, st)
 	}
 	e, ok := s.nd(2).r.LogEntry(1)
 	if st.LastNormalView == 0 && (st.Op != 1 || !ok || string(e.Cmd) != "X") {

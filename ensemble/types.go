@@ -21,9 +21,13 @@ var (
 	// ErrTooLarge: the command is larger than one PREPARE batch may carry.
 	ErrTooLarge = errors.New("ensemble: command too large")
 	// ErrSessionExpired: the client's session was evicted from the bounded
-	// client table (or never opened). Its request did not execute; open a
-	// new session to continue.
+	// client table (or never opened). This attempt did not execute, but an
+	// earlier attempt of the same request may have, before the eviction: the
+	// outcome is unknown. Open a new session to continue.
 	ErrSessionExpired = errors.New("ensemble: client session expired")
+	// ErrReplyNotKept: the request executed, but its reply was larger than
+	// ReplyBytesMax and the client table kept only the fact of execution.
+	ErrReplyNotKept = errors.New("ensemble: request executed; its reply was too large to keep for a retry")
 	// ErrStaleRequest: the request number is older than the client's last
 	// executed request, whose reply is no longer kept.
 	ErrStaleRequest = errors.New("ensemble: request number older than the client's last")

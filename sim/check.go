@@ -112,7 +112,8 @@ func (w *world) finish() {
 		res, info := porcupine.CheckOperationsVerbose(kvModel.ToModel(), e.history, 20*time.Second)
 		switch res {
 		case porcupine.Illegal:
-			w.res.Anomaly = fmt.Sprintf("ensemble %s: history is not linearizable (%d ops)%s", e.name, len(e.history), illegalKeys(info))
+			w.res.Anomaly = fmt.Sprintf("ensemble %s: history is not linearizable (%d ops)%s", e.name, len(e.history), w.illegalKeys(e))
+			_ = info
 		case porcupine.Unknown:
 			w.res.Anomaly = fmt.Sprintf("ensemble %s: linearizability check timed out (%d ops)", e.name, len(e.history))
 		}
@@ -120,11 +121,22 @@ func (w *world) finish() {
 	}
 }
 
-func illegalKeys(info porcupine.LinearizationInfo) string {
+// illegalKeys names the keys whose histories are not linearizable, and in
+// debug mode prints each one's operations.
+func (w *world) illegalKeys(e *simEnsemble) string {
 	var b strings.Builder
-	for i, part := range info.PartialLinearizations() {
-		if len(part) == 0 {
-			fmt.Fprintf(&b, " [partition %d has no linearization]", i)
+	for _, part := range kvModel.Partition(e.history) {
+		if porcupine.CheckOperations(kvModel.ToModel(), part) {
+			continue
+		}
+		key := part[0].Input.(opInput).key
+		fmt.Fprintf(&b, " [key %s]", key)
+		if w.debug != nil {
+			sorted := slices.Clone(part)
+			slices.SortFunc(sorted, func(a, b porcupine.Operation) int { return int(a.Call - b.Call) })
+			for _, op := range sorted {
+				w.debug("history %s %s: client %d call %d return %d %+v -> %+v", e.name, key, op.ClientId, op.Call, op.Return, op.Input, op.Output)
+			}
 		}
 	}
 	return b.String()
@@ -168,20 +180,27 @@ func (w *world) lostAppends(e *simEnsemble) int {
 // statesAgree: the live replicas of every ensemble hold identical FSM state.
 func (w *world) statesAgree() bool {
 	for _, e := range w.ens {
-		var ref []byte
-		for _, rep := range e.replicas {
-			if !rep.node.up {
-				continue
-			}
-			var b bytes.Buffer
-			if err := rep.store.Snapshot(&b); err != nil {
-				w.fail("snapshot %s/%s: %v", e.name, rep.node.id, err)
-			}
-			if ref == nil {
-				ref = b.Bytes()
-			} else if !bytes.Equal(ref, b.Bytes()) {
-				return false
-			}
+		if !e.stateAgrees() {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *simEnsemble) stateAgrees() bool {
+	var ref []byte
+	for _, rep := range e.replicas {
+		if !rep.node.up {
+			continue
+		}
+		var b bytes.Buffer
+		if err := rep.store.Snapshot(&b); err != nil {
+			e.w.fail("snapshot %s/%s: %v", e.name, rep.node.id, err)
+		}
+		if ref == nil {
+			ref = b.Bytes()
+		} else if !bytes.Equal(ref, b.Bytes()) {
+			return false
 		}
 	}
 	return true
@@ -191,7 +210,7 @@ func (w *world) statesAgree() bool {
 func (w *world) livenessReport() string {
 	var b strings.Builder
 	for _, e := range w.ens {
-		fmt.Fprintf(&b, "%s(probed=%v):", e.name, e.probed)
+		fmt.Fprintf(&b, "%s(probed=%v states_agree=%v):", e.name, e.probed, e.stateAgrees())
 		for _, rep := range e.replicas {
 			if !rep.node.up {
 				fmt.Fprintf(&b, " %s=down", rep.node.id)

@@ -160,6 +160,9 @@ func (c *client) sendAttempt() {
 		return
 	}
 	session, cmd := c.session, c.command()
+	if w.debug != nil {
+		w.debug("%d client %d %s sends %+v to %s (call %d)", w.now, c.idx, c.e.name, op.in, node.id, id)
+	}
 	w.schedule(w.delay(), func() {
 		rep := node.reps[c.e.idx]
 		if !node.up || rep == nil {
@@ -214,6 +217,9 @@ func (c *client) onError(op *clientOp, err error, hint hasup.NodeID) {
 		return
 	}
 	w.traceEvent('e', uint64(c.idx))
+	if w.debug != nil {
+		w.debug("%d client %d %s error %v (hint %s)", w.now, c.idx, c.e.name, err, hint)
+	}
 	switch {
 	case errors.Is(err, ensemble.ErrSessionExpired):
 		// An earlier attempt may have executed before the session was
@@ -289,6 +295,9 @@ func (c *client) finishOp(out opOutput, logOp uint64, unknown bool) {
 	c.e.history = append(c.e.history, porcupine.Operation{ClientId: c.idx, Input: op.in, Output: out, Call: op.call, Return: ret})
 	w.res.Ops++
 	w.traceEvent('o', uint64(c.idx), uint64(op.in.kind), out.rev, uint64(ret))
+	if w.debug != nil {
+		w.debug("%d client %d %s op %+v -> %+v (called %d)", w.now, c.idx, c.e.name, op.in, out, op.call)
+	}
 	if unknown || op.in.kind == opGet || out.conflict {
 		return
 	}

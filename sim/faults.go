@@ -47,7 +47,16 @@ func (w *world) partition() {
 	n := len(w.nodes)
 	cut := func(a, b int) { w.blocked[[2]int{a, b}] = true }
 	x := w.rng.IntN(n)
-	shape := w.rng.IntN(5)
+	shape := w.rng.IntN(6)
+	if shape == 5 { // isolate the primary of an ensemble, the deposed-primary case
+		shape = 0
+		e := w.ens[w.rng.IntN(len(w.ens))]
+		for _, rep := range e.replicas {
+			if rep.node.up && rep.r.Status().IsPrimary {
+				x = rep.node.idx
+			}
+		}
+	}
 	switch shape {
 	case 0: // isolate one node
 		for i := 0; i < n; i++ {
@@ -205,6 +214,9 @@ func (w *world) converged() bool {
 	}
 	for _, e := range w.ens {
 		if !e.probed {
+			if w.debug != nil && w.now%1000 == 0 {
+				w.debug("%d not converged: %s not probed", w.now, e.name)
+			}
 			return false
 		}
 		var ref *ensemble.Status
@@ -213,7 +225,10 @@ func (w *world) converged() bool {
 				continue
 			}
 			st := rep.r.Status()
-			if st.Mode != ensemble.ModeNormal || st.LastNormalView != st.View || st.Transferring || st.Applied != st.Op || rep.busy {
+			if st.Mode != ensemble.ModeNormal || st.LastNormalView != st.View || st.Transferring || st.Applied != st.Op {
+				if w.debug != nil && w.now%1000 == 0 {
+					w.debug("%d not converged: %s/%s %+v", w.now, e.name, rep.node.id, st)
+				}
 				return false
 			}
 			if ref == nil {

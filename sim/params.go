@@ -56,7 +56,7 @@ func drawParams(rng *rand.Rand) Params {
 		DelayMin:       1,
 		DelayMax:       2 + rng.IntN(20),
 		SpikePct:       pick(rng, 0, 0.02),
-		PartitionPct:   pick(rng, 0, 0.003),
+		PartitionPct:   pick(rng, 0, 0.005),
 		HealPct:        0.002 + rng.Float64()*0.02,
 		CrashPct:       pick(rng, 0, 0.0005),
 		RestartMin:     10,

@@ -93,7 +93,7 @@ func (rep *simReplica) pump() {
 		rep.pending = rd
 		rep.busy = true
 		rep.doneAt = w.now
-		if w.p.DiskDelayMax > 0 {
+		if w.p.DiskDelayMax > 0 && !recordOf(rd).empty() { // nothing to sync: no wait
 			rep.doneAt += int64(w.rng.IntN(w.p.DiskDelayMax + 1))
 		}
 	}

@@ -28,7 +28,12 @@ type Result struct {
 	Steps            int64
 	CommittedPerEns  []uint64
 	LinearizedChecks int
+	ConvergeTicks    int64 // ticks the liveness phase took to converge
 }
+
+// extraTicks: after the liveness bound passes, the run goes on this long to
+// tell "slow" from "stuck" in the report.
+const extraTicks = 2000
 
 // world is one run: nodes, ensembles, network, clients and checkers.
 type world struct {
@@ -158,6 +163,9 @@ func (w *world) node(id hasup.NodeID) *simNode {
 
 // traceEvent folds an event into the run's trace hash.
 func (w *world) traceEvent(kind byte, vals ...uint64) {
+	if w.debug != nil && kind != 'm' {
+		w.debug("%d event %c %v", w.now, kind, vals)
+	}
 	b := make([]byte, 0, 1+8*(len(vals)+1))
 	b = append(b, kind)
 	b = binary.LittleEndian.AppendUint64(b, uint64(w.now))
@@ -177,10 +185,15 @@ func (w *world) run() {
 		}
 		w.step()
 	}
+	start := w.now
 	deadline := w.now + int64(w.p.LivenessTicks*w.p.TickSteps)
-	for ; w.now < deadline; w.now++ {
+	for ; w.now < deadline+int64(w.p.TickSteps)*extraTicks; w.now++ {
 		w.step()
 		if w.now%int64(w.p.TickSteps) == 0 && w.converged() {
+			w.res.ConvergeTicks = (w.now - start) / int64(w.p.TickSteps)
+			if w.now > deadline {
+				w.res.LivenessFailure = fmt.Sprintf("converged after %d ticks, beyond the bound of %d", w.res.ConvergeTicks, w.p.LivenessTicks)
+			}
 			w.finish()
 			return
 		}
