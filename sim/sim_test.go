@@ -37,7 +37,8 @@ func TestSimulation(t *testing.T) {
 	}
 	results := runSeeds(seeds)
 	faults := map[string]int{}
-	var ops, acked, nfaults, anomalies, lost, liveFail int
+	var ops, acked, nfaults, anomalies, lost, liveFail, missed int
+	var converge int64
 	trace := fnv.New64a()
 	for _, r := range results {
 		ops += r.Ops
@@ -49,6 +50,7 @@ func TestSimulation(t *testing.T) {
 			}
 		}
 		lost += r.Lost
+		converge += r.ConvergeTicks
 		_ = binary.Write(trace, binary.LittleEndian, r.Trace)
 		if *flagV {
 			t.Logf("seed %d: nodes=%d ens=%v ops=%d acked=%d commit=%v steps=%d faults=%v", r.Seed, r.Params.Nodes, r.Params.Ensembles, r.Ops, r.Acked, r.CommittedPerEns, r.Steps, r.Faults)
@@ -56,6 +58,10 @@ func TestSimulation(t *testing.T) {
 		if r.Anomaly != "" || r.Lost > 0 {
 			anomalies++
 			t.Errorf("seed %d: anomaly: %s (lost=%d)\n  replay: go test ./sim -run TestSimulation -sim.seed=%d -v", r.Seed, r.Anomaly, r.Lost, r.Seed)
+		}
+		if r.CommitTargetMissed {
+			missed++
+			t.Errorf("seed %d: an ensemble committed fewer than 3 checkpoint intervals (%d ops) before the liveness phase: %v\n  replay: go test ./sim -run TestSimulation -sim.seed=%d -v", r.Seed, 3*r.Params.CheckpointOps, r.CommittedPerEns, r.Seed)
 		}
 		if r.LivenessFailure != "" && r.Anomaly == "" {
 			liveFail++
@@ -67,6 +73,13 @@ func TestSimulation(t *testing.T) {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, faults[k]))
 	}
 	t.Logf("faults by type: %s", strings.Join(parts, " "))
+	n := float64(len(results))
+	t.Logf("per seed: %.1f ops, %.1f acked, %.1f faults, liveness converged in %.1f ticks on average; %d seeds missed the commit target",
+		float64(ops)/n, float64(acked)/n, float64(nfaults)/n, float64(converge)/n, missed)
+	for i, k := range sortedFaults(faults) {
+		parts[i] = fmt.Sprintf("%s=%.1f", k, float64(faults[k])/n)
+	}
+	t.Logf("faults per seed by type: %s", strings.Join(parts, " "))
 	fmt.Printf("SIM seeds=%d ops=%d acked=%d faults=%d anomalies=%d lost=%d liveness_failures=%d trace=%016x\n",
 		len(results), ops, acked, nfaults, anomalies, lost, liveFail, trace.Sum64())
 }

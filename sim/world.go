@@ -29,6 +29,10 @@ type Result struct {
 	CommittedPerEns  []uint64
 	LinearizedChecks int
 	ConvergeTicks    int64 // ticks the liveness phase took to converge
+	// CommitTargetMissed: some ensemble committed fewer than three
+	// checkpoint intervals in the safety phase, so compaction and state
+	// transfer may not have run.
+	CommitTargetMissed bool
 }
 
 // extraTicks: after the liveness bound passes, the run goes on this long to
@@ -180,6 +184,7 @@ func (w *world) run() {
 	capSteps := 4 * safetyEnd
 	for ; ; w.now++ {
 		if !w.live && w.now >= safetyEnd && (w.commitTargetReached() || w.now >= capSteps) {
+			w.res.CommitTargetMissed = !w.commitTargetReached()
 			w.startLiveness()
 			break
 		}
