@@ -74,6 +74,7 @@ type Replica struct {
 	inReady   bool
 	readyOp   uint64 // op made durable by the Ready being executed
 	readyView uint64
+	rejected  uint64 // malformed messages dropped
 }
 
 // New returns a replica configured by cfg; see Config.Durable for the three
@@ -177,6 +178,10 @@ func (r *Replica) Step(m Message) {
 	if m.Ensemble != r.cfg.Ensemble || m.To != r.self || m.Epoch != r.epoch || r.indexOf(m.From) < 0 || m.From == r.self {
 		return
 	}
+	if err := validate(m); err != nil {
+		r.rejected++
+		return
+	}
 	switch m.Type {
 	case MsgPrepare:
 		r.onPrepare(m)
@@ -249,7 +254,7 @@ func (r *Replica) Status() Status {
 		ID: r.self, Ensemble: r.cfg.Ensemble, Epoch: r.epoch, View: r.view, Mode: r.mode,
 		LastNormalView: r.lastNormal, Op: r.op, Commit: r.commit, Applied: r.applied,
 		CheckpointOp: r.ckpt.Op, Primary: r.primaryOf(r.view), IsPrimary: r.isPrimary(),
-		Transferring: r.xfer.active,
+		Transferring: r.xfer.active, Rejected: r.rejected,
 	}
 }
 

@@ -172,6 +172,7 @@ type Status struct {
 	Primary        hasup.NodeID // primary of View
 	IsPrimary      bool         // this replica is primary of a normal view
 	Transferring   bool         // fetching state from a peer
+	Rejected       uint64       // malformed messages dropped so far
 }
 
 // Fence packs an epoch and a view into one fencing token that grows with
