@@ -76,24 +76,37 @@ type Config struct {
 	// RetryTicks: ticks without progress before a replica resends a
 	// GETSTATE, RECOVERY or view-change message. Default 4.
 	RetryTicks int
+	// LeaseTicks: how long a backup's acknowledgement promises not to take
+	// part in a view change, and so how long a primary's lease lasts after
+	// the stamp a majority echoed. 0 turns leases off (and lease reads
+	// fail). Must be below ViewChangeTicks, so that a backup's timeout
+	// never waits on its own promise. Default 8.
+	LeaseTicks int
+	// DriftMarginTicks: what the primary subtracts from its lease for
+	// clock-rate drift between replicas and for tick granularity. It must
+	// cover 1 + LeaseTicks*rho for a relative drift rate rho. Default 2
+	// (rho up to 12% with LeaseTicks 8).
+	DriftMarginTicks int
 }
 
 // DefaultConfig returns a Config with every tuning field at its default and
 // no identity.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTicks:  1,
-		ViewChangeTicks: 10,
-		BatchOps:        64,
-		BatchBytes:      256 << 10,
-		PipelineMax:     8,
-		CheckpointOps:   1024,
-		ChunkBytes:      64 << 10,
-		ClientsMax:      4096,
-		ReplyBytesMax:   64 << 10,
-		ProposalsMax:    4096,
-		ReadsMax:        4096,
-		RetryTicks:      4,
+		HeartbeatTicks:   1,
+		ViewChangeTicks:  10,
+		BatchOps:         64,
+		BatchBytes:       256 << 10,
+		PipelineMax:      8,
+		CheckpointOps:    1024,
+		ChunkBytes:       64 << 10,
+		ClientsMax:       4096,
+		ReplyBytesMax:    64 << 10,
+		ProposalsMax:     4096,
+		ReadsMax:         4096,
+		RetryTicks:       4,
+		LeaseTicks:       8,
+		DriftMarginTicks: 2,
 	}
 }
 
@@ -124,6 +137,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ensemble config %s: ChunkBytes %d < 64", c.Ensemble, c.ChunkBytes)
 	case c.ClientsMax < 1 || c.ProposalsMax < 1 || c.ReadsMax < 1 || c.RetryTicks < 1 || c.ReplyBytesMax < 0:
 		return fmt.Errorf("ensemble config %s: ClientsMax, ProposalsMax, ReadsMax and RetryTicks must be positive", c.Ensemble)
+	}
+	if c.LeaseTicks < 0 || c.LeaseTicks >= c.ViewChangeTicks || (c.LeaseTicks > 0 && (c.DriftMarginTicks < 1 || c.DriftMarginTicks >= c.LeaseTicks)) {
+		return fmt.Errorf("ensemble config %s: LeaseTicks %d must be 0 or in (DriftMarginTicks, ViewChangeTicks), DriftMarginTicks %d at least 1",
+			c.Ensemble, c.LeaseTicks, c.DriftMarginTicks)
 	}
 	seen := map[hasup.NodeID]bool{}
 	for _, m := range c.Members {

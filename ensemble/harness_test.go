@@ -99,6 +99,9 @@ func (c *cluster) config(id hasup.NodeID, f *logFSM) Config {
 	cfg.Ensemble, cfg.ID, cfg.Members, cfg.FSM = "e", id, c.ids, f
 	cfg.Rand = rand.New(rand.NewPCG(c.rng.Uint64(), 7))
 	cfg.CheckpointOps, cfg.ChunkBytes = c.ckptOps, c.chunk
+	// Scenarios of the view-change rules run without leases, so a hint or a
+	// peer's STARTVIEWCHANGE acts at once; lease tests turn them on (tune).
+	cfg.LeaseTicks = 0
 	if c.tune != nil {
 		c.tune(id, &cfg)
 	}

@@ -38,11 +38,13 @@ func (t MsgType) String() string {
 // struct serves every type, as in etcd-raft; each type uses the fields its
 // doc names and leaves the others zero.
 //
-//   - PREPARE: View, Commit, Entries (a batch, dense).
-//   - PREPAREOK: View, Op (the sender holds every op <= Op durably).
+//   - PREPARE: View, Commit, Entries (a batch, dense); Stamp and Nonce (the
+//     primary's tick and incarnation, for its lease).
+//   - PREPAREOK: View, Op (the sender holds every op <= Op durably); Stamp
+//     and Nonce echoed.
 //   - COMMIT: View, Commit, LogStart (the first op the primary still holds),
-//     Round (heartbeat and read-confirmation round).
-//   - COMMITOK: View, Round.
+//     Round (heartbeat and read-confirmation round), Stamp, Nonce.
+//   - COMMITOK: View, Round; Stamp and Nonce echoed.
 //   - STARTVIEWCHANGE: View.
 //   - DOVIEWCHANGE: View, LastNormalView, Op, Commit, LogStart, Entries (the
 //     sender's log from LogStart to Op).
@@ -72,6 +74,7 @@ type Message struct {
 	Entries        []Entry
 	Round          uint64
 	Nonce          uint64
+	Stamp          uint64
 
 	WantCheckpoint bool
 	CheckpointOp   uint64

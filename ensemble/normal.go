@@ -22,6 +22,7 @@ type Proposal struct {
 // primaryState is what only a primary keeps, reset at every new view.
 type primaryState struct {
 	acks        []uint64 // per member index: highest op acknowledged in this view
+	leaseFrom   []uint64 // per member index: largest own stamp it echoed in this view
 	selfDurable uint64   // highest op of this primary's log that is durable
 	startOp     uint64   // op number when the view started: reads wait for it to commit
 	queue       []Proposal
@@ -35,6 +36,7 @@ type primaryState struct {
 func (r *Replica) becomeNormal() {
 	r.mode = ModeNormal
 	r.lastNormal = r.view
+	r.suspected = false
 	r.xfer = transfer{}
 	r.vc = viewChangeState{}
 	r.resetTimeout()
@@ -42,6 +44,7 @@ func (r *Replica) becomeNormal() {
 	r.primary = primaryState{waiters: map[uint64][]uint64{}}
 	if r.primaryOf(r.view) == r.self {
 		r.primary.acks = make([]uint64, r.n)
+		r.primary.leaseFrom = make([]uint64, r.n)
 		r.primary.startOp = r.op
 		base := r.cfg.Rand.Uint64() >> 2 // headroom: rounds only grow from here
 		r.primary.reads = readState{base: base, round: base, confirmed: base}
@@ -194,7 +197,7 @@ func (r *Replica) onPrepare(m Message) {
 		}
 	}
 	r.setCommit(m.Commit)
-	r.send(Message{Type: MsgPrepareOK, To: m.From, View: r.view, Op: r.op})
+	r.ackPrimary(m, Message{Type: MsgPrepareOK, Op: r.op})
 }
 
 // fromPrimaryOf handles the view in a message from a view's primary: a newer
@@ -213,6 +216,7 @@ func (r *Replica) fromPrimaryOf(m Message) bool {
 		r.resetTimeout()
 		return false
 	}
+	r.heardAt, r.heardCommit = r.now, max(r.heardCommit, m.Commit)
 	return true
 }
 
@@ -226,6 +230,7 @@ func (r *Replica) onPrepareOK(m Message) {
 	}
 	i := r.indexOf(m.From)
 	r.primary.acks[i] = max(r.primary.acks[i], m.Op)
+	r.onLeaseEcho(m)
 	r.maybeCommit()
 }
 
@@ -254,12 +259,12 @@ func (r *Replica) onCommit(m Message) {
 			r.startTransfer(m.From, false) // the primary no longer holds what is missing
 			return
 		case m.Commit > r.op:
-			r.send(Message{Type: MsgPrepareOK, To: m.From, View: r.view, Op: r.op}) // ask for a resend
+			r.ackPrimary(m, Message{Type: MsgPrepareOK, Op: r.op}) // ask for a resend
 		}
 		r.setCommit(m.Commit)
 	}
 	// Any replica in the view vouches that the view is current, for reads.
-	r.send(Message{Type: MsgCommitOK, To: m.From, View: r.view, Round: m.Round})
+	r.ackPrimary(m, Message{Type: MsgCommitOK, Round: m.Round})
 }
 
 func (r *Replica) tickPrimary() {
@@ -288,7 +293,7 @@ func (r *Replica) tickBackup() {
 	if r.xfer.active {
 		r.tickTransfer()
 	}
-	if r.ticks >= r.timeout {
+	if (r.ticks >= r.timeout || r.suspected) && !r.promising() {
 		r.startViewChange(r.view + 1)
 	}
 }

@@ -1,6 +1,10 @@
 package ensemble
 
-import "github.com/hasup/hasup/ensemble/quorum"
+import (
+	"fmt"
+
+	"github.com/hasup/hasup/ensemble/quorum"
+)
 
 // readState batches linearizable reads at a primary. A read needs no log
 // write: the primary notes its commit number when the read arrives, then
@@ -29,23 +33,100 @@ type pendingRead struct {
 	round  uint64 // the round that must be confirmed
 }
 
-// Read asks the primary for a linearizable answer to query from the FSM. It
-// fails at once if this replica is not the primary of a normal view or the
-// read queue is full; otherwise a Reply with id follows in a later Ready.
+// ReadMode says how fresh a read must be, and so what it costs.
+type ReadMode uint8
+
+// Read modes.
+const (
+	// ReadLinearizable: the primary confirms with a quorum round that its
+	// view is current, then answers from state that includes every write
+	// acknowledged before the read. No log write; rounds are batched.
+	ReadLinearizable ReadMode = iota
+	// ReadLease: the primary answers at once from its state if it holds its
+	// lease (see HoldsLease); linearizable within the clock-drift bound.
+	// Without a lease it fails with ErrNoLease, and the caller may retry
+	// as linearizable.
+	ReadLease
+	// ReadStale: any replica answers at once from its own state, with how
+	// far it is behind (Reply.LagOps, Reply.LagTicks), and refuses with
+	// ErrTooStale beyond the request's bounds.
+	ReadStale
+)
+
+// ReadRequest is a read of the FSM's state.
+type ReadRequest struct {
+	ID    uint64 // the caller's tag, echoed in the Reply
+	Query []byte
+	Mode  ReadMode
+	// For ReadStale: the most ops and ticks the answer may be behind the
+	// latest commit this replica has heard of and the last time it heard
+	// from its primary.
+	MaxLagOps   uint64
+	MaxLagTicks uint64
+}
+
+// Read asks the primary for a linearizable answer to query from the FSM:
+// ReadAt with ReadLinearizable.
 func (r *Replica) Read(id uint64, query []byte) error {
+	return r.ReadAt(ReadRequest{ID: id, Query: query})
+}
+
+// ReadAt reads the FSM's state in the request's mode. It fails at once if
+// this replica cannot serve that mode now, or if the read queue is full;
+// otherwise a Reply with the request's ID follows in a later Ready.
+func (r *Replica) ReadAt(q ReadRequest) error {
 	r.checkNotInReady()
 	switch {
 	case r.mode == ModeRecovering:
 		return ErrRecovering
+	case q.Mode == ReadStale:
+		return r.readStale(q)
+	case q.Mode > ReadStale:
+		return fmt.Errorf("ensemble: unknown read mode %d", q.Mode)
 	case !r.isPrimary():
 		return ErrNotPrimary
+	case q.Mode == ReadLease:
+		return r.readLease(q)
 	case len(r.primary.reads.pending) >= r.cfg.ReadsMax:
 		return ErrBusy
 	}
 	rs := &r.primary.reads
-	rs.pending = append(rs.pending, pendingRead{id: id, query: query, commit: r.commit, round: rs.round + 1})
+	rs.pending = append(rs.pending, pendingRead{id: q.ID, query: q.Query, commit: r.commit, round: rs.round + 1})
 	r.maybeStartRound()
 	r.serveReads()
+	return nil
+}
+
+// readLease answers at once while the lease holds and every op ordered
+// before the view began has committed (an acknowledged write may sit there).
+func (r *Replica) readLease(q ReadRequest) error {
+	if !r.HoldsLease() || r.commit < r.primary.startOp || r.applied < r.commit {
+		return ErrNoLease
+	}
+	res, err := r.fsm.Query(q.Query)
+	r.replies = append(r.replies, Reply{ID: q.ID, Result: res, Err: err})
+	return nil
+}
+
+// readStale answers from this replica's own state, saying how far behind
+// the latest commit it has heard of, and how long ago it heard its primary.
+func (r *Replica) readStale(q ReadRequest) error {
+	if r.mode != ModeNormal {
+		return ErrTooStale
+	}
+	lagOps, lagTicks := uint64(0), uint64(0)
+	if !r.isPrimary() {
+		lagOps = max(r.heardCommit, r.commit) - r.applied
+		lagTicks = r.now - r.heardAt
+		if r.heardAt == 0 {
+			lagTicks = r.now // never heard from this view's primary
+		}
+	}
+	if lagOps > q.MaxLagOps || lagTicks > q.MaxLagTicks {
+		return fmt.Errorf("%w: %d ops and %d ticks behind, bounds %d and %d", ErrTooStale, lagOps, lagTicks, q.MaxLagOps, q.MaxLagTicks)
+	}
+	res, err := r.fsm.Query(q.Query)
+	r.replies = append(r.replies, Reply{ID: q.ID, Op: r.applied, Result: res, Err: err, LagOps: lagOps, LagTicks: lagTicks})
 	return nil
 }
 
@@ -71,6 +152,7 @@ func (r *Replica) onCommitOK(m Message) {
 	if !r.isPrimary() || m.View != r.view || m.Round == 0 {
 		return
 	}
+	r.onLeaseEcho(m)
 	rs := &r.primary.reads
 	if rs.oks == nil || m.Round <= rs.base || m.Round > rs.round {
 		return // not a round of this incarnation

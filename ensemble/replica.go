@@ -55,8 +55,14 @@ type Replica struct {
 	lastTime                int64 // largest batch time applied or prepared
 
 	// Timers, in ticks.
-	ticks         int // ticks since the last event that resets the current timer
-	timeout       int // current randomised view-change timeout
+	now           uint64 // ticks since this incarnation started, from 1
+	incarnation   uint64 // random, new at every New: tells this run's lease stamps apart
+	promiseUntil  uint64 // lease promise to the primary holds while now < promiseUntil
+	suspected     bool   // told the primary is suspected: acknowledge nothing, change view
+	heardCommit   uint64 // largest commit number heard from the view's primary
+	heardAt       uint64 // now when the view's primary was last heard
+	ticks         int    // ticks since the last event that resets the current timer
+	timeout       int    // current randomised view-change timeout
 	heartbeatTick int
 
 	primary primaryState
@@ -93,7 +99,11 @@ func New(cfg Config) (*Replica, error) {
 		fsm:     cfg.FSM,
 		clients: newClientTable(cfg.ClientsMax, cfg.ReplyBytesMax),
 		epoch:   cfg.Epoch,
+		now:     1,
 	}
+	r.incarnation = cfg.Rand.Uint64() | 1
+	// It may have promised its primary just before a crash.
+	r.promiseUntil = r.now + uint64(cfg.LeaseTicks)
 	r.resetTimeout()
 	switch {
 	case cfg.Durable != nil:
@@ -158,6 +168,7 @@ func (r *Replica) restart(d *Durable) error {
 func (r *Replica) Tick() {
 	r.checkNotInReady()
 	r.ticks++
+	r.now++
 	switch {
 	case r.mode == ModeRecovering:
 		r.tickRecovery()
@@ -255,6 +266,7 @@ func (r *Replica) Status() Status {
 		LastNormalView: r.lastNormal, Op: r.op, Commit: r.commit, Applied: r.applied,
 		CheckpointOp: r.ckpt.Op, Primary: r.primaryOf(r.view), IsPrimary: r.isPrimary(),
 		Transferring: r.xfer.active, Rejected: r.rejected,
+		Fence: Fence(r.epoch, r.view), Now: r.now, HoldsLease: r.HoldsLease(),
 	}
 }
 
@@ -300,6 +312,9 @@ func (r *Replica) resetTimeout() {
 
 func (r *Replica) send(m Message) {
 	m.Ensemble, m.Epoch, m.From = r.cfg.Ensemble, r.epoch, r.self
+	if (m.Type == MsgPrepare || m.Type == MsgCommit) && r.isPrimary() {
+		r.stamp(&m)
+	}
 	r.msgs = append(r.msgs, m)
 }
 

@@ -33,6 +33,13 @@ var (
 	ErrStaleRequest = errors.New("ensemble: request number older than the client's last")
 	// ErrRecovering: the replica is recovering its state and serves nothing.
 	ErrRecovering = errors.New("ensemble: replica is recovering")
+	// ErrNoLease: a lease read reached a primary that does not hold its
+	// lease now (or has not committed what its view inherited). Retry as a
+	// linearizable read.
+	ErrNoLease = errors.New("ensemble: primary holds no lease")
+	// ErrTooStale: a stale read reached a replica further behind than the
+	// request allows, or one that is changing views.
+	ErrTooStale = errors.New("ensemble: replica too far behind for this read")
 )
 
 // Mode is the VRR paper's "status" of a replica.
@@ -124,9 +131,14 @@ type Durable struct {
 // Reply answers a Propose or Read call, matched by the caller's ID.
 type Reply struct {
 	ID     uint64
-	Op     uint64 // the op that executed the request (0 for reads)
+	Op     uint64 // the op that executed the request (for a stale read: the op applied)
 	Result []byte
 	Err    error
+	// For a stale read: how many committed ops the answer is behind the
+	// latest commit the replica heard of, and how many ticks ago it heard
+	// from its primary.
+	LagOps   uint64
+	LagTicks uint64
 }
 
 // Applied reports one op applied to the FSM, for observers such as the
@@ -173,6 +185,9 @@ type Status struct {
 	IsPrimary      bool         // this replica is primary of a normal view
 	Transferring   bool         // fetching state from a peer
 	Rejected       uint64       // malformed messages dropped so far
+	Fence          uint64       // Fence(Epoch, View): grows with every view and epoch
+	Now            uint64       // the replica's tick count in this incarnation
+	HoldsLease     bool         // primary with a valid lease (see HoldsLease)
 }
 
 // Fence packs an epoch and a view into one fencing token that grows with

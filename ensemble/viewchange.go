@@ -27,7 +27,10 @@ func (v *viewChangeState) reset(view uint64) {
 func (r *Replica) SuspectPrimary() {
 	r.checkNotInReady()
 	if r.mode == ModeNormal && r.primaryOf(r.view) != r.self {
-		r.startViewChange(r.view + 1)
+		r.suspected = true // acknowledge nothing more: no new promises
+		if !r.promising() {
+			r.startViewChange(r.view + 1)
+		}
 	}
 }
 
@@ -43,6 +46,7 @@ func (r *Replica) startViewChange(v uint64) {
 	r.failWaiters(ErrViewChanged)
 	r.primary = primaryState{}
 	r.xfer = transfer{}
+	r.suspected = false
 	r.view = v
 	r.mode = ModeViewChange
 	r.hardDirty = true
@@ -76,6 +80,9 @@ func (r *Replica) tickViewChange() {
 func (r *Replica) onStartViewChange(m Message) {
 	if r.mode == ModeRecovering || m.View < r.view || (m.View == r.view && r.mode == ModeNormal) {
 		return
+	}
+	if m.View > r.view && r.mode == ModeNormal && r.promising() {
+		return // the lease promise holds; the sender will retry
 	}
 	if m.View > r.view {
 		r.startViewChange(m.View)
@@ -113,6 +120,9 @@ func (r *Replica) onDoViewChange(m Message) {
 	}
 	if m.View == r.view && r.mode == ModeNormal {
 		return // the view has started; the sender will hear of it
+	}
+	if m.View > r.view && r.mode == ModeNormal && r.promising() {
+		return // the lease promise holds; the sender will retry
 	}
 	if m.View > r.view {
 		r.startViewChange(m.View)
