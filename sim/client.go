@@ -20,6 +20,7 @@ const (
 	opGet
 	opCAS
 	opAppend
+	opStaleGet // a stale read: checked against its bounds, not for linearizability
 )
 
 // opInput and opOutput are the porcupine history's records.
@@ -28,6 +29,7 @@ type opInput struct {
 	key    string
 	value  string
 	expect uint64
+	lease  bool // a get tried as a lease read first
 }
 
 type opOutput struct {
@@ -117,7 +119,14 @@ func (c *client) nextOp() *clientOp {
 		if w.rng.IntN(3) == 0 {
 			key = fmt.Sprintf("a%d", w.rng.IntN(2))
 		}
-		op.in = opInput{kind: opGet, key: key}
+		switch x := w.rng.Float64(); {
+		case x < 0.4:
+			op.in = opInput{kind: opGet, key: key}
+		case x < 0.75:
+			op.in = opInput{kind: opGet, key: key, lease: true}
+		default:
+			op.in = opInput{kind: opStaleGet, key: key}
+		}
 	case r < w.p.ReadPct+(1-w.p.ReadPct)/3:
 		op.in = opInput{kind: opPut, key: key, value: val}
 	case r < w.p.ReadPct+2*(1-w.p.ReadPct)/3:
@@ -125,7 +134,7 @@ func (c *client) nextOp() *clientOp {
 	default:
 		op.in = opInput{kind: opAppend, key: fmt.Sprintf("a%d", w.rng.IntN(2)), value: "|" + val}
 	}
-	if op.in.kind != opGet {
+	if op.in.kind != opGet && op.in.kind != opStaleGet {
 		op.request = c.nextReq
 		c.nextReq++
 	}
@@ -172,7 +181,14 @@ func (c *client) sendAttempt() {
 			var err error
 			switch op.in.kind {
 			case opGet:
-				err = rep.r.Read(id, kv.GetQuery([]byte(op.in.key)))
+				mode := ensemble.ReadLinearizable
+				if op.in.lease {
+					mode = ensemble.ReadLease
+				}
+				err = rep.r.ReadAt(ensemble.ReadRequest{ID: id, Query: kv.GetQuery([]byte(op.in.key)), Mode: mode})
+			case opStaleGet:
+				err = rep.r.ReadAt(ensemble.ReadRequest{ID: id, Query: kv.GetQuery([]byte(op.in.key)), Mode: ensemble.ReadStale,
+					MaxLagOps: staleMaxOps, MaxLagTicks: staleMaxTicks})
 			case opRegister:
 				err = rep.r.Propose(ensemble.Proposal{ID: id, Client: session})
 			default:
@@ -221,6 +237,15 @@ func (c *client) onError(op *clientOp, err error, hint hasup.NodeID) {
 		w.debug("%d client %d %s error %v (hint %s)", w.now, c.idx, c.e.name, err, hint)
 	}
 	switch {
+	case errors.Is(err, ensemble.ErrNoLease):
+		op.in.lease = false // fall back to a linearizable read, here
+		op.sent = false
+		c.nextAt = w.now + 1
+		return
+	case errors.Is(err, ensemble.ErrTooStale):
+		w.res.Faults["stale_reads_refused"]++
+		c.op = nil // a refused stale read is a complete answer
+		return
 	case errors.Is(err, ensemble.ErrSessionExpired):
 		// An earlier attempt may have executed before the session was
 		// evicted: the outcome is unknown.
@@ -253,6 +278,15 @@ func (c *client) onReply(op *clientOp, rp ensemble.Reply) {
 		c.op = nil
 		return
 	}
+	if op.in.kind == opStaleGet {
+		c.checkStaleRead(rp)
+		c.op = nil
+		c.nextAt = w.now + int64(w.rng.IntN(20))
+		return
+	}
+	if op.in.lease {
+		w.res.LeaseReads++
+	}
 	out := opOutput{}
 	if op.in.kind == opGet {
 		if rp.Err == nil {
@@ -280,6 +314,32 @@ func (c *client) onReply(op *clientOp, rp ensemble.Reply) {
 		c.revs[op.in.key] = out.rev
 	}
 	c.finishOp(out, rp.Op, false)
+}
+
+// The bounds of the workload's stale reads.
+const (
+	staleMaxOps   = 20
+	staleMaxTicks = 30
+)
+
+// checkStaleRead checks a stale read's answer: within its bounds, and
+// honest: the op it was answered at plus its lag is a commit some replica
+// has reached.
+func (c *client) checkStaleRead(rp ensemble.Reply) {
+	w, e := c.w, c.e
+	w.res.StaleReads++
+	if rp.LagOps > staleMaxOps || rp.LagTicks > staleMaxTicks {
+		w.fail("ensemble %s: stale read answered %d ops and %d ticks behind, beyond bounds %d and %d", e.name, rp.LagOps, rp.LagTicks, staleMaxOps, staleMaxTicks)
+	}
+	if rp.Op+rp.LagOps > e.maxCommit {
+		w.fail("ensemble %s: stale read at op %d claims %d ops of lag, beyond the highest commit %d", e.name, rp.Op, rp.LagOps, e.maxCommit)
+	}
+	if rp.Err != nil {
+		return
+	}
+	if _, err := kv.DecodeResult(rp.Result); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		w.fail("ensemble %s: stale read result: %v", e.name, err)
+	}
 }
 
 // finishOp records the op in the history and frees the client.
@@ -314,7 +374,7 @@ func (c *client) finishOp(out opOutput, logOp uint64, unknown bool) {
 // openOps records the ops still outstanding at the end as indeterminate.
 func (w *world) openOps() {
 	for _, c := range w.clients {
-		if c.op != nil && c.op.in.kind != opGet && c.op.in.kind != opRegister {
+		if c.op != nil && c.op.in.kind != opGet && c.op.in.kind != opStaleGet && c.op.in.kind != opRegister {
 			c.e.history = append(c.e.history, porcupine.Operation{ClientId: c.idx, Input: c.op.in, Output: opOutput{unknown: true}, Call: c.op.call, Return: math.MaxInt64})
 		}
 	}

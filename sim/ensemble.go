@@ -25,7 +25,9 @@ type simEnsemble struct {
 	maxCommit  uint64
 	diskFaults int
 	history    []porcupine.Operation
-	probed     bool // a write was acknowledged in the liveness phase
+	probed     bool   // a write was acknowledged in the liveness phase
+	leaseFence uint64 // highest fencing token a lease holder has had
+	fences     map[uint64]uint64 // op -> fencing token the FSM saw for it
 }
 
 type applied struct {
@@ -41,7 +43,7 @@ func newSimEnsemble(w *world, idx, size int) *simEnsemble {
 	e := &simEnsemble{
 		w: w, idx: idx, name: hasup.EnsembleName(fmt.Sprintf("e%d", idx)), f: quorum.F(size),
 		committed: map[uint64]applied{}, executed: map[[2]uint64]uint64{},
-		primaries: map[uint64]hasup.NodeID{}, acked: map[uint64]ackedOp{},
+		primaries: map[uint64]hasup.NodeID{}, acked: map[uint64]ackedOp{}, fences: map[uint64]uint64{},
 	}
 	perm := w.rng.Perm(w.p.Nodes)
 	for _, i := range perm[:size] {
@@ -71,6 +73,15 @@ func (e *simEnsemble) onApplied(rep *simReplica, a ensemble.Applied) {
 	e.committed[op] = got
 	if op > e.maxCommit {
 		e.maxCommit = op
+	}
+	// The fencing token an op carries never decreases along the log.
+	f := ensemble.Fence(0, a.Entry.View)
+	e.fences[op] = f
+	if prev, ok := e.fences[op-1]; ok && f < prev {
+		e.w.fail("ensemble %s: op %d carries fence %d below op %d's %d", e.name, op, f, op-1, prev)
+	}
+	if next, ok := e.fences[op+1]; ok && next < f {
+		e.w.fail("ensemble %s: op %d carries fence %d below op %d's %d", e.name, op+1, next, op, f)
 	}
 	if a.Executed && a.Entry.Kind == ensemble.EntryRequest && a.Entry.Client != 0 {
 		key := [2]uint64{a.Entry.Client, a.Entry.Request}
@@ -125,6 +136,27 @@ func (rep *simReplica) observe() {
 		rep.checkHasAcked(st)
 	}
 	rep.last = st
+}
+
+// checkLeases checks that at most one replica of the ensemble believes it
+// holds a valid lease at this instant, and that a lease holder's fencing
+// token is the highest any lease holder has had.
+func (e *simEnsemble) checkLeases() {
+	var holder *simReplica
+	for _, rep := range e.replicas {
+		if !rep.node.up || !rep.r.HoldsLease() {
+			continue
+		}
+		if holder != nil {
+			e.w.fail("ensemble %s: %s and %s both hold a lease (views %d and %d)", e.name, holder.node.id, rep.node.id, holder.r.Status().View, rep.r.Status().View)
+		}
+		holder = rep
+		f := rep.r.Status().Fence
+		if f < e.leaseFence {
+			e.w.fail("ensemble %s: lease holder %s has fence %d below an earlier holder's %d", e.name, rep.node.id, f, e.leaseFence)
+		}
+		e.leaseFence = f
+	}
 }
 
 // checkHasAcked checks that a new primary's log holds every acknowledged op.

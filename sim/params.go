@@ -14,7 +14,8 @@ type Params struct {
 	ClientsMax     int
 	PipelineMax    int
 	BatchOps       int
-	TickSteps      int // simulation steps per replica tick
+	TickSteps      int     // simulation steps per replica tick, at the fastest node
+	DriftMax       float64 // a node's tick period is TickSteps*(1+d) for d in [0, DriftMax]
 	ViewChangeTick int
 
 	// Network, per message.
@@ -49,6 +50,7 @@ func drawParams(rng *rand.Rand) Params {
 		PipelineMax:    1 + rng.IntN(4),
 		BatchOps:       1 + rng.IntN(8),
 		TickSteps:      10,
+		DriftMax:       pick(rng, 0, 0.1), // within the lease margin: 1 + LeaseTicks*rho <= DriftMarginTicks
 		ViewChangeTick: 10,
 		DropPct:        pick(rng, 0, 0.2),
 		DupPct:         pick(rng, 0, 0.2),

@@ -39,18 +39,21 @@ func TestSimulation(t *testing.T) {
 	faults := map[string]int{}
 	var ops, acked, nfaults, anomalies, lost, liveFail, missed int
 	var converge int64
+	var leaseReads, staleReads int
 	trace := fnv.New64a()
 	for _, r := range results {
 		ops += r.Ops
 		acked += r.Acked
 		for k, v := range r.Faults {
 			faults[k] += v
-			if k != "recoveries" && k != "corruption_detected" && k != "sessions_expired" {
+			if k != "recoveries" && k != "corruption_detected" && k != "sessions_expired" && k != "stale_reads_refused" {
 				nfaults += v
 			}
 		}
 		lost += r.Lost
 		converge += r.ConvergeTicks
+		leaseReads += r.LeaseReads
+		staleReads += r.StaleReads
 		_ = binary.Write(trace, binary.LittleEndian, r.Trace)
 		if *flagV {
 			t.Logf("seed %d: nodes=%d ens=%v ops=%d acked=%d commit=%v steps=%d faults=%v", r.Seed, r.Params.Nodes, r.Params.Ensembles, r.Ops, r.Acked, r.CommittedPerEns, r.Steps, r.Faults)
@@ -74,8 +77,8 @@ func TestSimulation(t *testing.T) {
 	}
 	t.Logf("faults by type: %s", strings.Join(parts, " "))
 	n := float64(len(results))
-	t.Logf("per seed: %.1f ops, %.1f acked, %.1f faults, liveness converged in %.1f ticks on average; %d seeds missed the commit target",
-		float64(ops)/n, float64(acked)/n, float64(nfaults)/n, float64(converge)/n, missed)
+	t.Logf("per seed: %.1f ops, %.1f acked, %.1f lease reads, %.1f stale reads, %.1f faults, liveness converged in %.1f ticks on average; %d seeds missed the commit target",
+		float64(ops)/n, float64(acked)/n, float64(leaseReads)/n, float64(staleReads)/n, float64(nfaults)/n, float64(converge)/n, missed)
 	for i, k := range sortedFaults(faults) {
 		parts[i] = fmt.Sprintf("%s=%.1f", k, float64(faults[k])/n)
 	}

@@ -33,6 +33,8 @@ type Result struct {
 	// checkpoint intervals in the safety phase, so compaction and state
 	// transfer may not have run.
 	CommitTargetMissed bool
+	LeaseReads         int // lease reads answered (and checked as linearizable)
+	StaleReads         int // stale reads answered (and checked against their bounds)
 }
 
 // extraTicks: after the liveness bound passes, the run goes on this long to
@@ -71,7 +73,8 @@ type simNode struct {
 	up          bool
 	restartAt   int64
 	clockOffset int64
-	phase       int
+	period      float64 // steps between this node's ticks: its clock rate
+	nextTick    float64 // step of its next tick
 	reps        []*simReplica // by ensemble index; nil where not a member
 }
 
@@ -126,7 +129,8 @@ func newWorld(seed uint64) *world {
 	w := &world{seed: seed, rng: rng, p: drawParams(rng), blocked: map[[2]int]bool{}, calls: map[uint64]*call{}, trace: fnv.New64a()}
 	w.res = Result{Seed: seed, Params: w.p, Faults: map[string]int{}}
 	for i := 0; i < w.p.Nodes; i++ {
-		w.nodes = append(w.nodes, &simNode{idx: i, id: hasup.NodeID(fmt.Sprintf("n%d", i)), up: true, phase: rng.IntN(w.p.TickSteps)})
+		period := float64(w.p.TickSteps) * (1 + rng.Float64()*w.p.DriftMax)
+		w.nodes = append(w.nodes, &simNode{idx: i, id: hasup.NodeID(fmt.Sprintf("n%d", i)), up: true, period: period, nextTick: rng.Float64() * period})
 	}
 	for i, size := range w.p.Ensembles {
 		e := newSimEnsemble(w, i, size)
@@ -221,11 +225,16 @@ func (w *world) step() {
 		ev.fn()
 	}
 	for _, n := range w.nodes {
-		if n.up && (w.now+int64(n.phase))%int64(w.p.TickSteps) == 0 {
-			for _, rep := range n.reps {
-				if rep != nil {
-					rep.input(rep.r.Tick)
-				}
+		if float64(w.now) < n.nextTick {
+			continue
+		}
+		n.nextTick += n.period
+		if !n.up {
+			continue
+		}
+		for _, rep := range n.reps {
+			if rep != nil {
+				rep.input(rep.r.Tick)
 			}
 		}
 	}
@@ -241,6 +250,9 @@ func (w *world) step() {
 				rep.pump()
 			}
 		}
+	}
+	for _, e := range w.ens {
+		e.checkLeases()
 	}
 }
 
