@@ -25,8 +25,8 @@ type simEnsemble struct {
 	maxCommit  uint64
 	diskFaults int
 	history    []porcupine.Operation
-	probed     bool   // a write was acknowledged in the liveness phase
-	leaseFence uint64 // highest fencing token a lease holder has had
+	probed     bool              // a write was acknowledged in the liveness phase
+	leaseFence uint64            // highest fencing token a lease holder has had
 	fences     map[uint64]uint64 // op -> fencing token the FSM saw for it
 }
 

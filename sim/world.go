@@ -73,8 +73,8 @@ type simNode struct {
 	up          bool
 	restartAt   int64
 	clockOffset int64
-	period      float64 // steps between this node's ticks: its clock rate
-	nextTick    float64 // step of its next tick
+	period      float64       // steps between this node's ticks: its clock rate
+	nextTick    float64       // step of its next tick
 	reps        []*simReplica // by ensemble index; nil where not a member
 }
 
