@@ -49,7 +49,14 @@ func (r *Replica) apply(e Entry) {
 	executed := false
 	switch e.Kind {
 	case EntryRegister:
-		r.clients.register(e.Client, e.Op)
+		r.clients.register(e.Client, e.Op, decodeFloor(e.Cmd))
+		executed = true
+	case EntryReconfigure:
+		epoch, members, derr := decodeReconfig(e.Cmd)
+		if derr != nil {
+			panic(r.violation("committed reconfiguration op %d: %v", e.Op, derr))
+		}
+		r.stateEpoch, r.stateMembers = epoch, members
 		executed = true
 	case EntryRequest:
 		if e.Client == 0 {
@@ -73,5 +80,5 @@ func (r *Replica) apply(e Entry) {
 }
 
 func (r *Replica) fsmContext(e Entry) fsm.Context {
-	return fsm.NewContext(e.Op, e.Time, e.Seed, Fence(r.epoch, e.View))
+	return fsm.NewContext(e.Op, e.Time, e.Seed, Fence(e.Epoch, e.View))
 }

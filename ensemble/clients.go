@@ -31,9 +31,9 @@ func newClientTable(max, replyMax int) *clientTable {
 }
 
 // register opens a session for client at op, evicting the least recently
-// active session if the table is full. Registering an open session only
-// refreshes it.
-func (t *clientTable) register(client, op uint64) {
+// active session if the table is full; requests numbered floor or below are
+// refused. Registering an open session only refreshes it.
+func (t *clientTable) register(client, op, floor uint64) {
 	if s, ok := t.sessions[client]; ok {
 		s.lastOp = op
 		return
@@ -41,7 +41,26 @@ func (t *clientTable) register(client, op uint64) {
 	if len(t.sessions) >= t.max {
 		t.evictOldest()
 	}
-	t.sessions[client] = &session{lastOp: op}
+	t.sessions[client] = &session{lastOp: op, request: floor, dropped: floor > 0}
+}
+
+// RegisterFloor encodes the Cmd of a session-opening proposal (Request 0):
+// floor is the largest request number the client has used so far, so that
+// none of its earlier requests can execute in the new session.
+func RegisterFloor(floor uint64) []byte { return binary.AppendUvarint([]byte{floorTag}, floor) }
+
+// floorTag marks a register Cmd that carries a floor; any other Cmd means 0.
+const floorTag = 0xF1
+
+func decodeFloor(cmd []byte) uint64 {
+	if len(cmd) < 2 || cmd[0] != floorTag {
+		return 0
+	}
+	floor, k := binary.Uvarint(cmd[1:])
+	if k <= 0 {
+		return 0
+	}
+	return floor
 }
 
 func (t *clientTable) evictOldest() {
@@ -82,7 +101,7 @@ func (t *clientTable) record(client, req, op uint64, reply []byte) {
 	}
 }
 
-const checkpointVersion = 2
+const checkpointVersion = 3
 
 // encodeCheckpoint writes the client table, the last batch time and the FSM
 // snapshot as one checkpoint image.
@@ -95,6 +114,8 @@ func (r *Replica) encodeCheckpoint() []byte {
 	}
 	slices.Sort(ids)
 	b.Write(binary.AppendUvarint(nil, uint64(r.lastTime)))
+	// The epoch and member list as of this op are replicated state too.
+	b.Write(encodeReconfig(r.stateEpoch, r.stateMembers))
 	b.Write(binary.AppendUvarint(nil, uint64(len(ids))))
 	for _, id := range ids {
 		s := r.clients.sessions[id]
@@ -134,6 +155,10 @@ func (r *Replica) restoreCheckpoint(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: time: %v", errBadCheckpoint, err)
 	}
+	epoch, members, err := readReconfig(rd)
+	if err != nil {
+		return fmt.Errorf("%w: configuration: %v", errBadCheckpoint, err)
+	}
 	n, err := binary.ReadUvarint(rd)
 	if err != nil || n > uint64(rd.Len()) {
 		return fmt.Errorf("%w: client count", errBadCheckpoint)
@@ -161,5 +186,6 @@ func (r *Replica) restoreCheckpoint(data []byte) error {
 	}
 	r.clients = t
 	r.lastTime = int64(last)
+	r.stateEpoch, r.stateMembers = epoch, members
 	return nil
 }

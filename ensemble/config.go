@@ -39,6 +39,10 @@ type Config struct {
 	// its state from its peers (VRR §4.3) before taking part.
 	Durable   *Durable
 	Bootstrap bool
+	// Join: the replica is a new member of epoch Epoch with Members, added
+	// by a reconfiguration: it fetches the committed state from its peers
+	// and takes part only then. Used with Durable nil.
+	Join bool
 
 	// HeartbeatTicks: ticks between a primary's COMMIT heartbeats (and
 	// resends of unacknowledged PREPAREs). Default 1.
@@ -117,9 +121,13 @@ func (c *Config) Validate() error {
 		return errors.New("ensemble config: Ensemble is empty")
 	case c.ID == "":
 		return errors.New("ensemble config: ID is empty")
-	case len(c.Members) < 1 || len(c.Members) > 7:
-		return fmt.Errorf("ensemble config %s: %d members, want 1 to 7", c.Ensemble, len(c.Members))
-	case !slices.Contains(c.Members, c.ID):
+	case len(c.Members) < 1 || len(c.Members) > 7 || len(c.Members)%2 == 0:
+		// Even sizes buy no fault tolerance, and the view-change and
+		// recovery quorums (f+1 with f = (n-1)/2) rely on n = 2f+1.
+		return fmt.Errorf("ensemble config %s: %d members, want 1, 3, 5 or 7", c.Ensemble, len(c.Members))
+	case !slices.Contains(c.Members, c.ID) && (c.Durable == nil || len(c.Durable.Hard.Members) == 0):
+		// After a restart the durable member list counts: a retired
+		// replica, or one that has not yet heard of its removal, restarts.
 		return fmt.Errorf("ensemble config %s: ID %s is not a member", c.Ensemble, c.ID)
 	case c.FSM == nil:
 		return fmt.Errorf("ensemble config %s: FSM is nil", c.Ensemble)

@@ -69,7 +69,10 @@ func (r *Replica) onLeaseEcho(m Message) {
 // leaseExpiry returns the tick until which this primary holds its lease
 // (exclusive), or 0 if it holds none.
 func (r *Replica) leaseExpiry() uint64 {
-	if !r.isPrimary() || r.cfg.LeaseTicks == 0 {
+	if !r.isPrimary() || r.cfg.LeaseTicks == 0 || r.commit < r.primary.startOp {
+		// A view is established once what it inherited has committed;
+		// before that its primary holds no lease (in particular across a
+		// reconfiguration, whose op it would first have to commit).
 		return 0
 	}
 	stamps := make([]uint64, r.n)

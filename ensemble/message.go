@@ -22,10 +22,12 @@ const (
 	MsgRecoveryResponse
 	MsgGetState
 	MsgNewState
+	MsgStartEpoch
+	MsgEpochStarted
 )
 
 var msgNames = [...]string{"", "PREPARE", "PREPAREOK", "COMMIT", "COMMITOK", "STARTVIEWCHANGE",
-	"DOVIEWCHANGE", "STARTVIEW", "RECOVERY", "RECOVERYRESPONSE", "GETSTATE", "NEWSTATE"}
+	"DOVIEWCHANGE", "STARTVIEW", "RECOVERY", "RECOVERYRESPONSE", "GETSTATE", "NEWSTATE", "STARTEPOCH", "EPOCHSTARTED"}
 
 func (t MsgType) String() string {
 	if int(t) < len(msgNames) && t != 0 {
@@ -58,7 +60,12 @@ func (t MsgType) String() string {
 //     CheckpointOp 0 = any), WantCheckpoint.
 //   - NEWSTATE: Nonce (echoed), View, LastNormalView, Op (the sender's op), Commit, and
 //     either Entries (from LogStart) or one checkpoint chunk (CheckpointOp,
-//     Offset, Total, Data).
+//     Offset, Total, Data). With Committed (in GETSTATE and NEWSTATE) the
+//     transfer is of committed state only, across epochs, and Op is the
+//     sender's commit number.
+//   - STARTEPOCH: Epoch (the sender's, later than the receiver's or the one
+//     it joins), Op (the sender's commit): fetch the committed state here.
+//   - EPOCHSTARTED: Epoch: the sender runs it (to a retired replica).
 type Message struct {
 	Type     MsgType
 	Ensemble hasup.EnsembleName
@@ -77,6 +84,7 @@ type Message struct {
 	Stamp          uint64
 
 	WantCheckpoint bool
+	Committed      bool
 	CheckpointOp   uint64
 	Offset         uint64
 	Total          uint64

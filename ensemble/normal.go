@@ -11,18 +11,25 @@ type Proposal struct {
 	// ID is the caller's tag, echoed in the Reply.
 	ID uint64
 	// Client and Request give at-most-once execution: request numbers of a
-	// client increase by one, and a retry reuses its number. Client 0
-	// opts out of the client table. Request 0 opens (or refreshes) the
-	// client's session and executes nothing.
+	// client increase, and a retry reuses its number. Client 0 opts out of
+	// the client table. Request 0 opens (or refreshes) the client's session
+	// and executes nothing; its Cmd may hold RegisterFloor(n), the largest
+	// request number the client ever used, so that a session reopened after
+	// an eviction refuses every old request (their retries would otherwise
+	// execute a second time).
 	Client  uint64
 	Request uint64
 	Cmd     []byte
+
+	reconfig bool // queued by Reconfigure
 }
 
 // primaryState is what only a primary keeps, reset at every new view.
 type primaryState struct {
 	acks        []uint64 // per member index: highest op acknowledged in this view
 	leaseFrom   []uint64 // per member index: largest own stamp it echoed in this view
+	heard       []uint64 // per member index: now when it last acknowledged in this view
+	startedAt   uint64   // now when this replica became primary of the view
 	selfDurable uint64   // highest op of this primary's log that is durable
 	startOp     uint64   // op number when the view started: reads wait for it to commit
 	queue       []Proposal
@@ -45,6 +52,8 @@ func (r *Replica) becomeNormal() {
 	if r.primaryOf(r.view) == r.self {
 		r.primary.acks = make([]uint64, r.n)
 		r.primary.leaseFrom = make([]uint64, r.n)
+		r.primary.heard = make([]uint64, r.n)
+		r.primary.startedAt = r.now
 		r.primary.startOp = r.op
 		base := r.cfg.Rand.Uint64() >> 2 // headroom: rounds only grow from here
 		r.primary.reads = readState{base: base, round: base, confirmed: base}
@@ -87,6 +96,8 @@ func (r *Replica) Propose(p Proposal) error {
 		return ErrRecovering
 	case !r.isPrimary():
 		return ErrNotPrimary
+	case r.sealed():
+		return ErrReconfiguring
 	case len(p.Cmd)+64 > r.cfg.BatchBytes:
 		return ErrTooLarge
 	case len(r.primary.queue) >= r.cfg.ProposalsMax:
@@ -97,7 +108,7 @@ func (r *Replica) Propose(p Proposal) error {
 }
 
 func (r *Replica) canFlush() bool {
-	if !r.isPrimary() || len(r.primary.queue) == 0 {
+	if !r.isPrimary() || len(r.primary.queue) == 0 || r.sealed() {
 		return false
 	}
 	r.pruneInflight()
@@ -129,7 +140,7 @@ func (r *Replica) prepareBatch() {
 	first, bytes := r.op+1, 0
 	q := r.primary.queue
 	i := 0
-	for ; i < len(q) && i < r.cfg.BatchOps; i++ {
+	for ; i < len(q) && i < r.cfg.BatchOps && !r.sealed(); i++ {
 		p := q[i]
 		if bytes+len(p.Cmd)+64 > r.cfg.BatchBytes && i > 0 {
 			break
@@ -139,11 +150,14 @@ func (r *Replica) prepareBatch() {
 			continue
 		}
 		kind := EntryRequest
-		if p.Client != 0 && p.Request == 0 {
+		switch {
+		case p.reconfig:
+			kind = EntryReconfigure
+		case p.Client != 0 && p.Request == 0:
 			kind = EntryRegister
 		}
 		bytes += len(p.Cmd) + 64
-		e := Entry{Op: r.op + 1, View: r.view, Kind: kind, Client: p.Client, Request: p.Request, Time: r.lastTime, Seed: seed, Cmd: p.Cmd}
+		e := Entry{Op: r.op + 1, Epoch: r.epoch, View: r.view, Kind: kind, Client: p.Client, Request: p.Request, Time: r.lastTime, Seed: seed, Cmd: p.Cmd}
 		r.appendEntries([]Entry{e})
 		r.primary.waiters[e.Op] = append(r.primary.waiters[e.Op], p.ID)
 	}
@@ -226,10 +240,13 @@ func (r *Replica) onPrepareOK(m Message) {
 		return
 	}
 	if m.Op > r.op {
-		panic(r.violation("backup %s acknowledges op %d beyond the primary's %d in view %d", m.From, m.Op, r.op, r.view))
+		// Only a broken peer acknowledges what this primary never sent.
+		r.reject(m)
+		return
 	}
 	i := r.indexOf(m.From)
 	r.primary.acks[i] = max(r.primary.acks[i], m.Op)
+	r.primary.heard[i] = r.now
 	r.onLeaseEcho(m)
 	r.maybeCommit()
 }
@@ -268,6 +285,12 @@ func (r *Replica) onCommit(m Message) {
 }
 
 func (r *Replica) tickPrimary() {
+	if r.lostQuorum() {
+		// It can send but hears no majority (a one-way partition): its
+		// heartbeats would keep the backups from ever replacing it.
+		r.startViewChange(r.view + 1)
+		return
+	}
 	r.heartbeatTick++
 	if r.heartbeatTick < r.cfg.HeartbeatTicks {
 		return
@@ -287,6 +310,22 @@ func (r *Replica) tickPrimary() {
 		}
 		r.send(Message{Type: MsgCommit, To: id, View: r.view, Commit: r.commit, LogStart: r.ckpt.Op + 1, Round: r.primary.reads.round})
 	}
+}
+
+// lostQuorum: for a whole view-change timeout, fewer than f backups have
+// acknowledged anything (etcd-raft's CheckQuorum).
+func (r *Replica) lostQuorum() bool {
+	window := uint64(2 * r.cfg.ViewChangeTicks)
+	if r.f == 0 || r.now-r.primary.startedAt < window {
+		return false
+	}
+	heard := 0
+	for i, at := range r.primary.heard {
+		if r.members[i] != r.self && r.now-at < window {
+			heard++
+		}
+	}
+	return heard < r.f
 }
 
 func (r *Replica) tickBackup() {

@@ -115,12 +115,22 @@ func (r *Replica) readStale(q ReadRequest) error {
 		return ErrTooStale
 	}
 	lagOps, lagTicks := uint64(0), uint64(0)
-	if !r.isPrimary() {
+	if r.isPrimary() {
+		// A deposed primary does not know it: its lag is at least the time
+		// since a majority last echoed it.
+		stamps := make([]uint64, r.n)
+		copy(stamps, r.primary.leaseFrom)
+		stamps[r.indexOf(r.self)] = r.now
+		lagTicks = r.now - quorum.Committed(stamps, r.n)
+	} else {
+		if r.heardAt == 0 {
+			// Nothing heard from a primary since this replica started: it
+			// cannot know how far behind it is (a restart after a long
+			// outage looks current).
+			return fmt.Errorf("%w: no word from a primary since this replica started", ErrTooStale)
+		}
 		lagOps = max(r.heardCommit, r.commit) - r.applied
 		lagTicks = r.now - r.heardAt
-		if r.heardAt == 0 {
-			lagTicks = r.now // never heard from this view's primary
-		}
 	}
 	if lagOps > q.MaxLagOps || lagTicks > q.MaxLagTicks {
 		return fmt.Errorf("%w: %d ops and %d ticks behind, bounds %d and %d", ErrTooStale, lagOps, lagTicks, q.MaxLagOps, q.MaxLagTicks)
@@ -153,6 +163,7 @@ func (r *Replica) onCommitOK(m Message) {
 		return
 	}
 	r.onLeaseEcho(m)
+	r.primary.heard[r.indexOf(m.From)] = r.now
 	rs := &r.primary.reads
 	if rs.oks == nil || m.Round <= rs.base || m.Round > rs.round {
 		return // not a round of this incarnation

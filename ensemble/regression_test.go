@@ -88,7 +88,7 @@ func TestCommitOKFromBeforeAPrimaryRestartDoesNotConfirmALaterReadRound(t *testi
 	s.deliver(stale)
 	s.settle()
 	s.tick(20)
-	if rp, ok := s.reply(n0, pid); ok {
+	if rp, ok := s.reply(n0, pid); ok && rp.Err == nil {
 		t.Fatalf("restarted primary of view 0 answered %+v, confirmed by a COMMITOK from before its restart; b (committed in view 1) is missing", rp)
 	}
 	s.drop = nil

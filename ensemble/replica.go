@@ -81,6 +81,19 @@ type Replica struct {
 	readyOp   uint64 // op made durable by the Ready being executed
 	readyView uint64
 	rejected  uint64 // malformed messages dropped
+	whyReject string // the last reason
+
+	// Reconfiguration (epoch.go). stateEpoch and stateMembers are
+	// replicated state: the epoch and member list as of the applied op.
+	stateEpoch   uint64
+	stateMembers []hasup.NodeID
+	oldMembers   []hasup.NodeID        // the previous epoch's members
+	epochStarted map[hasup.NodeID]bool // at a retired replica: who runs the new epoch
+	stopped      bool
+	amnesiac     bool // lost its storage: must recover in whatever epoch it ends up in
+	// Where a committed transfer's sender stood, for entering its epoch.
+	enterEpochAt, enterView uint64
+	enterFrom               hasup.NodeID
 }
 
 // New returns a replica configured by cfg; see Config.Durable for the three
@@ -105,6 +118,7 @@ func New(cfg Config) (*Replica, error) {
 	// It may have promised its primary just before a crash.
 	r.promiseUntil = r.now + uint64(cfg.LeaseTicks)
 	r.resetTimeout()
+	r.stateEpoch, r.stateMembers = cfg.Epoch, slices.Clone(cfg.Members)
 	switch {
 	case cfg.Durable != nil:
 		if err := r.restart(cfg.Durable); err != nil {
@@ -114,6 +128,9 @@ func New(cfg Config) (*Replica, error) {
 		r.mode = ModeNormal
 		r.hardDirty = true
 		r.becomeNormal()
+	case cfg.Join:
+		r.mode = ModeJoining
+		r.stateEpoch, r.stateMembers = 0, nil // known once the state arrives
 	default:
 		r.startRecovery()
 	}
@@ -123,11 +140,18 @@ func New(cfg Config) (*Replica, error) {
 // restart resumes from durable state: a restart is a long pause.
 func (r *Replica) restart(d *Durable) error {
 	h := d.Hard
-	if h.Mode != ModeNormal && h.Mode != ModeViewChange {
+	if h.Mode != ModeNormal && h.Mode != ModeViewChange && h.Mode != ModeRetired && h.Mode != ModeJoining {
 		return fmt.Errorf("durable mode %v cannot be resumed", h.Mode)
 	}
-	if h.Epoch != r.cfg.Epoch {
-		return fmt.Errorf("durable epoch %d, config epoch %d", h.Epoch, r.cfg.Epoch)
+	if len(h.Members) > 0 {
+		// The durable epoch and members are the latest this replica knew;
+		// the config's may be older.
+		if err := checkMembers(h.Members); err != nil {
+			return fmt.Errorf("durable members: %w", err)
+		}
+		r.epoch = h.Epoch
+		r.setMembers(h.Members)
+		r.stateEpoch, r.stateMembers = h.Epoch, slices.Clone(h.Members)
 	}
 	r.view, r.mode, r.lastNormal = h.View, h.Mode, h.LastNormalView
 	r.ckpt = d.Checkpoint
@@ -150,6 +174,10 @@ func (r *Replica) restart(d *Durable) error {
 	r.commit = max(min(h.Commit, r.op), r.ckpt.Op)
 	r.applyCommitted()
 	switch {
+	case r.mode == ModeRetired:
+		r.epochStarted = map[hasup.NodeID]bool{}
+	case r.mode == ModeJoining:
+		// It fetched part of the committed state before a crash; it goes on.
 	case r.mode == ModeViewChange:
 		r.vc.reset(r.view)
 		r.sendStartViewChange()
@@ -159,6 +187,7 @@ func (r *Replica) restart(d *Durable) error {
 		r.becomeNormal()
 		if r.isPrimary() {
 			r.primary.selfDurable = r.op // everything on disk is durable
+			r.maybeCommit()              // with one replica, that is a quorum
 		}
 	}
 	return nil
@@ -169,7 +198,16 @@ func (r *Replica) Tick() {
 	r.checkNotInReady()
 	r.ticks++
 	r.now++
+	defer r.maybeEnterEpoch()
 	switch {
+	case r.mode == ModeRetired:
+		r.tickRetired()
+	case r.mode == ModeJoining:
+		if r.xfer.active {
+			r.tickTransfer()
+		}
+	case r.xfer.active && r.xfer.committed:
+		r.tickTransfer()
 	case r.mode == ModeRecovering:
 		r.tickRecovery()
 	case r.mode == ModeViewChange:
@@ -186,11 +224,43 @@ func (r *Replica) Tick() {
 // an older epoch.
 func (r *Replica) Step(m Message) {
 	r.checkNotInReady()
-	if m.Ensemble != r.cfg.Ensemble || m.To != r.self || m.Epoch != r.epoch || r.indexOf(m.From) < 0 || m.From == r.self {
+	if m.Ensemble != r.cfg.Ensemble || m.To != r.self || m.From == "" || m.From == r.self {
 		return
 	}
 	if err := validate(m); err != nil {
-		r.rejected++
+		r.rejectWhy(err.Error())
+		return
+	}
+	defer r.maybeEnterEpoch()
+	// Messages that cross epochs first (epoch.go), then the epoch's own.
+	switch {
+	case m.Type == MsgGetState:
+		r.onGetState(m)
+		return
+	case m.Type == MsgNewState:
+		r.onNewState(m)
+		return
+	case m.Type == MsgEpochStarted:
+		r.onEpochStarted(m)
+		return
+	case r.mode == ModeRetired:
+		r.answerOlderEpoch(m)
+		return
+	case r.mode == ModeJoining:
+		if m.Epoch >= r.epoch {
+			r.onLaterEpoch(m)
+		}
+		return
+	case m.Epoch > r.epoch:
+		r.onLaterEpoch(m)
+		return
+	case m.Epoch < r.epoch:
+		r.answerOlderEpoch(m)
+		return
+	case m.Type == MsgStartEpoch:
+		r.onStartEpoch(m)
+		return
+	case r.indexOf(m.From) < 0 || (r.xfer.active && r.xfer.committed):
 		return
 	}
 	switch m.Type {
@@ -256,6 +326,7 @@ func (r *Replica) Advance() {
 		// The primary counts itself only for what is durable (§4.1 with disk).
 		r.primary.selfDurable = max(r.primary.selfDurable, r.readyOp)
 		r.maybeCommit()
+		r.maybeEnterEpoch()
 	}
 }
 
@@ -265,8 +336,9 @@ func (r *Replica) Status() Status {
 		ID: r.self, Ensemble: r.cfg.Ensemble, Epoch: r.epoch, View: r.view, Mode: r.mode,
 		LastNormalView: r.lastNormal, Op: r.op, Commit: r.commit, Applied: r.applied,
 		CheckpointOp: r.ckpt.Op, Primary: r.primaryOf(r.view), IsPrimary: r.isPrimary(),
-		Transferring: r.xfer.active, Rejected: r.rejected,
+		Transferring: r.xfer.active, Rejected: r.rejected, LastRejection: r.whyReject,
 		Fence: Fence(r.epoch, r.view), Now: r.now, HoldsLease: r.HoldsLease(),
+		Members: slices.Clone(r.members), Stopped: r.stopped,
 	}
 }
 
@@ -281,6 +353,14 @@ func (r *Replica) LogEntry(op uint64) (Entry, bool) {
 // Checkpoint returns the replica's latest checkpoint.
 func (r *Replica) Checkpoint() Checkpoint { return r.ckpt }
 
+// reject counts a message that only a broken peer sends.
+func (r *Replica) reject(m Message) { r.rejectWhy("unexpected " + m.String()) }
+
+func (r *Replica) rejectWhy(why string) {
+	r.rejected++
+	r.whyReject = why
+}
+
 func (r *Replica) checkNotInReady() {
 	if r.inReady {
 		panic(fmt.Sprintf("ensemble %s on %s: called between Ready and Advance", r.cfg.Ensemble, r.self))
@@ -288,20 +368,25 @@ func (r *Replica) checkNotInReady() {
 }
 
 func (r *Replica) hardState() HardState {
-	return HardState{Epoch: r.epoch, View: r.view, Mode: r.mode, LastNormalView: r.lastNormal, Commit: r.commit}
+	return HardState{Epoch: r.epoch, Members: slices.Clone(r.members), View: r.view, Mode: r.mode, LastNormalView: r.lastNormal, Commit: r.commit}
 }
 
 func (r *Replica) primaryOf(view uint64) hasup.NodeID { return r.members[view%uint64(r.n)] }
 
-// isPrimary: this replica is the primary of a normal view whose log it has.
+// isPrimary: this replica is the primary of a normal view whose log it has,
+// and is not leaving its epoch for a later one.
 func (r *Replica) isPrimary() bool {
-	return r.mode == ModeNormal && r.lastNormal == r.view && r.primaryOf(r.view) == r.self
+	return r.mode == ModeNormal && r.lastNormal == r.view && r.primaryOf(r.view) == r.self && !r.leaving()
 }
 
 // isCurrent: normal in a view whose log it holds (a backup that can ack).
 func (r *Replica) isCurrent() bool {
 	return r.mode == ModeNormal && r.lastNormal == r.view && !r.xfer.active
 }
+
+// leaving: it heard of a later epoch and fetches the committed state that
+// takes it there; it takes no part in its own epoch meanwhile.
+func (r *Replica) leaving() bool { return r.xfer.active && r.xfer.committed }
 
 func (r *Replica) indexOf(id hasup.NodeID) int { return slices.Index(r.members, id) }
 

@@ -18,19 +18,23 @@ import (
 // recovering replica (base 0); and a new primary whose chosen log starts
 // beyond its commit number (checkpoint only, from the chosen DVC's sender).
 type transfer struct {
-	active   bool
-	id       uint64 // echoed by the peer, so answers to an earlier transfer are told apart
-	from     hasup.NodeID
-	view     uint64
-	ckptOnly bool
-	start    uint64  // base when the transfer started
-	base     uint64  // the own log up to base is kept; buf continues it
-	buf      []Entry // entries base+1 .. fetched so far
-	ckpt     Checkpoint
-	ckptLen  uint64 // total size of the checkpoint being assembled
-	ckptDone bool
-	idle     int // ticks since the last GETSTATE
-	stalled  int // ticks since the last accepted chunk
+	active    bool
+	committed bool   // committed state only, across epochs (epoch.go)
+	id        uint64 // echoed by the peer, so answers to an earlier transfer are told apart
+	from      hasup.NodeID
+	view      uint64
+	ckptOnly  bool
+	start     uint64  // base when the transfer started
+	base      uint64  // the own log up to base is kept; buf continues it
+	buf       []Entry // entries base+1 .. fetched so far
+	ckpt      Checkpoint
+	ckptLen   uint64 // total size of the checkpoint being assembled
+	ckptDone  bool
+	idle      int // ticks since the last GETSTATE
+	// For a committed transfer: the sender's epoch and view when it last
+	// answered, so a replica entering that epoch joins its current view.
+	senderEpoch, senderView uint64
+	stalled                 int // ticks since the last accepted chunk
 }
 
 func (r *Replica) startTransfer(from hasup.NodeID, ckptOnly bool) {
@@ -42,8 +46,20 @@ func (r *Replica) startTransfer(from hasup.NodeID, ckptOnly bool) {
 	r.sendGetState()
 }
 
+// startCommittedTransfer pulls committed state, whatever the sender's epoch
+// or view, from the own commit number on.
+func (r *Replica) startCommittedTransfer(from hasup.NodeID) {
+	base := r.commit
+	r.xfer = transfer{active: true, committed: true, id: r.cfg.Rand.Uint64() | 1, from: from, start: base, base: base}
+	r.sendGetState()
+}
+
 func (r *Replica) tickTransfer() {
 	r.xfer.stalled++
+	if r.xfer.committed && r.xfer.stalled >= 2*r.cfg.ViewChangeTicks {
+		r.xfer = transfer{} // the sender went away: the next message from a later epoch starts over
+		return
+	}
 	r.xfer.idle++
 	if r.xfer.idle >= r.cfg.RetryTicks {
 		r.xfer.idle = 0
@@ -53,7 +69,7 @@ func (r *Replica) tickTransfer() {
 
 func (r *Replica) sendGetState() {
 	x := &r.xfer
-	m := Message{Type: MsgGetState, To: x.from, View: x.view, Nonce: x.id}
+	m := Message{Type: MsgGetState, To: x.from, View: x.view, Nonce: x.id, Committed: x.committed}
 	if x.ckptOnly || (x.ckpt.Op > 0 && !x.ckptDone) {
 		m.WantCheckpoint, m.CheckpointOp, m.Offset = true, x.ckpt.Op, uint64(len(x.ckpt.Data))
 	} else {
@@ -66,12 +82,22 @@ func (r *Replica) sendGetState() {
 // served in any mode but recovery; log entries only by a replica that holds
 // the requested view's log.
 func (r *Replica) onGetState(m Message) {
-	if r.mode == ModeRecovering {
+	if r.mode == ModeRecovering || r.mode == ModeJoining {
 		return
 	}
 	reply := Message{Type: MsgNewState, To: m.From, View: r.view, LastNormalView: r.lastNormal, Op: r.op, Commit: r.commit, Nonce: m.Nonce}
+	if m.Committed {
+		reply.Committed, reply.Op = true, r.commit
+	}
 	if m.WantCheckpoint {
 		r.sendCheckpointChunk(reply, m.CheckpointOp, m.Offset)
+		return
+	}
+	if m.Committed {
+		r.serveCommitted(m, reply)
+		return
+	}
+	if m.Epoch != r.epoch || r.mode == ModeJoining || r.mode == ModeRetired {
 		return
 	}
 	if m.View != r.view || r.mode != ModeNormal || r.lastNormal != r.view || r.xfer.active || m.Op > r.op {
@@ -83,6 +109,31 @@ func (r *Replica) onGetState(m Message) {
 	}
 	lo, hi, size := m.Op+1, m.Op, 0
 	for hi < r.op {
+		s := r.log[hi-r.ckpt.Op].size()
+		if hi >= lo && size+s > r.cfg.ChunkBytes {
+			break
+		}
+		size += s
+		hi++
+	}
+	reply.LogStart, reply.Entries = lo, r.entriesFrom(lo, hi)
+	r.send(reply)
+}
+
+// serveCommitted answers a committed-state transfer: entries up to the
+// commit number only, so the answer is the same whatever view or epoch the
+// sender is in; Op is the commit number.
+func (r *Replica) serveCommitted(m Message, reply Message) {
+	reply.Committed, reply.Op = true, r.commit
+	if m.Op < r.ckpt.Op {
+		r.sendCheckpointChunk(reply, 0, 0)
+		return
+	}
+	if m.Op > r.commit {
+		return // the requester is ahead of this replica
+	}
+	lo, hi, size := m.Op+1, m.Op, 0
+	for hi < r.commit {
 		s := r.log[hi-r.ckpt.Op].size()
 		if hi >= lo && size+s > r.cfg.ChunkBytes {
 			break
@@ -119,7 +170,10 @@ func (r *Replica) onNewState(m Message) {
 		r.onCheckpointChunk(m)
 		return
 	}
-	if x.ckptOnly || (x.ckpt.Op > 0 && !x.ckptDone) || m.View != x.view || m.LastNormalView != m.View || m.LogStart != x.base+uint64(len(x.buf))+1 {
+	if x.ckptOnly || (x.ckpt.Op > 0 && !x.ckptDone) || m.Committed != x.committed || m.LogStart != x.base+uint64(len(x.buf))+1 {
+		return
+	}
+	if !x.committed && (m.View != x.view || m.LastNormalView != m.View) {
 		return
 	}
 	if m.LogStart+uint64(len(m.Entries)) > m.Op+1 {
@@ -132,11 +186,15 @@ func (r *Replica) onNewState(m Message) {
 	}
 	x.buf = append(x.buf, m.Entries...)
 	x.idle, x.stalled = 0, 0
-	if x.base+uint64(len(x.buf)) == m.Op {
+	x.senderEpoch, x.senderView = m.Epoch, m.View
+	switch {
+	case x.base+uint64(len(x.buf)) < m.Op:
+		r.sendGetState()
+	case x.committed:
+		r.installCommitted()
+	default:
 		r.installTransfer(m.Commit)
-		return
 	}
-	r.sendGetState()
 }
 
 func (r *Replica) onCheckpointChunk(m Message) {
@@ -169,11 +227,51 @@ func (r *Replica) onCheckpointChunk(m Message) {
 		return
 	}
 	x.base, x.buf = x.ckpt.Op, nil
-	if m.View == x.view && m.LastNormalView == m.View && m.Op == x.ckpt.Op {
+	x.senderEpoch, x.senderView = m.Epoch, m.View
+	switch {
+	case x.committed && m.Committed && m.Op == x.ckpt.Op:
+		r.installCommitted()
+	case !x.committed && m.View == x.view && m.LastNormalView == m.View && m.Op == x.ckpt.Op:
 		r.installTransfer(m.Commit)
-		return
+	default:
+		r.sendGetState()
 	}
-	r.sendGetState()
+}
+
+// installCommitted installs a committed-state transfer: every fetched entry
+// is committed, so it replaces what the own log holds at its op, and the
+// commit number moves to the end. Applying a reconfiguration op on the way
+// moves the replica to its epoch (Step and Tick call maybeEnterEpoch).
+func (r *Replica) installCommitted() {
+	x := r.xfer
+	r.xfer = transfer{}
+	r.enterView = 0
+	if x.senderEpoch >= r.stateEpoch {
+		r.enterEpochAt, r.enterView, r.enterFrom = x.senderEpoch, x.senderView, x.from
+	}
+	if x.ckptDone && x.ckpt.Op > r.applied {
+		r.installCheckpoint(x.ckpt)
+	}
+	last := x.base + uint64(len(x.buf))
+	for _, e := range x.buf {
+		switch {
+		case e.Op <= r.ckpt.Op:
+		case e.Op <= r.commit:
+			if !entryEqual(e, r.log[e.Op-r.ckpt.Op-1]) {
+				panic(r.violation("committed transfer disagrees at committed op %d", e.Op))
+			}
+		case e.Op <= r.op:
+			r.log[e.Op-r.ckpt.Op-1] = e // committed elsewhere: it replaces whatever was here
+			r.markLog(e.Op)
+		default:
+			r.appendEntries([]Entry{e})
+		}
+	}
+	if last > r.commit {
+		r.commit = last
+		r.hardDirty = true
+	}
+	r.applyCommitted()
 }
 
 // installTransfer installs what the transfer fetched, all at once, and makes
@@ -189,7 +287,11 @@ func (r *Replica) installTransfer(senderCommit uint64) {
 	keep := max(x.base, r.commit)
 	last := x.base + uint64(len(x.buf))
 	if keep > last || keep > r.op {
-		panic(r.violation("state transfer from %s ends at %d below the own trusted log %d", x.from, last, keep))
+		// The peer's log of this view ends below what this replica knows
+		// is committed: only a broken peer sends that. Start over.
+		r.rejectWhy("transfer ends below the trusted log")
+		r.xfer.buf, r.xfer.base, r.xfer.ckpt, r.xfer.ckptDone = nil, r.xfer.start, Checkpoint{}, false
+		return
 	}
 	// Entries up to keep are the own log's; they must agree with the fetched.
 	for _, e := range x.buf {

@@ -33,6 +33,9 @@ var (
 	ErrStaleRequest = errors.New("ensemble: request number older than the client's last")
 	// ErrRecovering: the replica is recovering its state and serves nothing.
 	ErrRecovering = errors.New("ensemble: replica is recovering")
+	// ErrReconfiguring: a reconfiguration is in the log; the epoch takes no
+	// more requests. Retry at the new epoch's primary.
+	ErrReconfiguring = errors.New("ensemble: reconfiguring; retry in the new epoch")
 	// ErrNoLease: a lease read reached a primary that does not hold its
 	// lease now (or has not committed what its view inherited). Retry as a
 	// linearizable read.
@@ -56,6 +59,13 @@ const (
 	// ModeRecovering: the replica lost its storage and is rebuilding it from
 	// its peers (VRR §4.3). It never acknowledges, votes or serves.
 	ModeRecovering
+	// ModeJoining: a new member of its epoch fetching the committed state
+	// (VRR §7). It never acknowledges, votes or serves until it has it.
+	ModeJoining
+	// ModeRetired: removed by a reconfiguration. It only serves state
+	// transfers; Status().Stopped says when the new epoch runs and it may
+	// be deleted.
+	ModeRetired
 )
 
 func (m Mode) String() string {
@@ -66,6 +76,10 @@ func (m Mode) String() string {
 		return "view-change"
 	case ModeRecovering:
 		return "recovering"
+	case ModeJoining:
+		return "joining"
+	case ModeRetired:
+		return "retired"
 	}
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
@@ -81,12 +95,16 @@ const (
 	// client table, made explicit as in the Raft dissertation §6.3 so that an
 	// evicted session can never be mistaken for a new one).
 	EntryRegister
+	// EntryReconfigure ends its epoch and names the next epoch's members
+	// (Cmd: the epoch and the member list). Nothing follows it in its epoch.
+	EntryReconfigure
 )
 
 // Entry is one operation in the log. Op numbers are dense from 1.
 type Entry struct {
 	Op      uint64
-	View    uint64 // the view in which a primary first ordered it
+	Epoch   uint64 // the epoch in which a primary first ordered it
+	View    uint64 // the view (of Epoch) in which a primary first ordered it
 	Kind    EntryKind
 	Client  uint64 // 0: no session (no at-most-once guarantee)
 	Request uint64 // the client's request number
@@ -96,7 +114,7 @@ type Entry struct {
 }
 
 func entryEqual(a, b Entry) bool {
-	return a.Op == b.Op && a.View == b.View && a.Kind == b.Kind && a.Client == b.Client &&
+	return a.Op == b.Op && a.Epoch == b.Epoch && a.View == b.View && a.Kind == b.Kind && a.Client == b.Client &&
 		a.Request == b.Request && a.Time == b.Time && a.Seed == b.Seed && string(a.Cmd) == string(b.Cmd)
 }
 
@@ -106,6 +124,7 @@ func (e Entry) size() int { return len(e.Cmd) + 64 }
 // any message that depends on it is sent.
 type HardState struct {
 	Epoch          uint64
+	Members        []hasup.NodeID // the epoch's member list
 	View           uint64
 	Mode           Mode
 	LastNormalView uint64
@@ -184,10 +203,13 @@ type Status struct {
 	Primary        hasup.NodeID // primary of View
 	IsPrimary      bool         // this replica is primary of a normal view
 	Transferring   bool         // fetching state from a peer
-	Rejected       uint64       // malformed messages dropped so far
+	Rejected       uint64       // malformed or impossible peer messages dropped so far
+	LastRejection  string       // why the last one was dropped
 	Fence          uint64       // Fence(Epoch, View): grows with every view and epoch
 	Now            uint64       // the replica's tick count in this incarnation
 	HoldsLease     bool         // primary with a valid lease (see HoldsLease)
+	Members        []hasup.NodeID
+	Stopped        bool // retired, and the new epoch runs: the replica may be deleted
 }
 
 // Fence packs an epoch and a view into one fencing token that grows with

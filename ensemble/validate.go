@@ -18,6 +18,9 @@ func validate(m Message) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %v from %s: %s", errMalformed, m.Type, m.From, fmt.Sprintf(format, args...))
 	}
+	if m.View >= 1<<32 || m.Epoch >= 1<<31 || m.LastNormalView >= 1<<32 {
+		return bad("view %d or epoch %d out of range (Fence packs them in 64 bits)", m.View, m.Epoch)
+	}
 	switch m.Type {
 	case MsgPrepare:
 		if len(m.Entries) > 0 && m.Entries[0].Op == 0 {
@@ -27,12 +30,12 @@ func validate(m Message) error {
 		if m.LogStart == 0 || m.LogStart+uint64(len(m.Entries)) != m.Op+1 {
 			return bad("log from %d with %d entries does not end at op %d", m.LogStart, len(m.Entries), m.Op)
 		}
-		if m.LastNormalView > m.View {
-			return bad("last normal view %d beyond view %d", m.LastNormalView, m.View)
+		if m.LastNormalView > m.View || (m.Type == MsgDoViewChange && m.LastNormalView == m.View) {
+			return bad("last normal view %d not below view %d", m.LastNormalView, m.View)
 		}
 	case MsgNewState:
 		if m.CheckpointOp > 0 {
-			if m.Offset > m.Total || uint64(len(m.Data)) > m.Total-m.Offset || len(m.Entries) > 0 {
+			if m.Total == 0 || m.Offset > m.Total || uint64(len(m.Data)) > m.Total-m.Offset || len(m.Entries) > 0 {
 				return bad("checkpoint chunk at %d+%d outside %d bytes", m.Offset, len(m.Data), m.Total)
 			}
 			return nil
@@ -40,7 +43,7 @@ func validate(m Message) error {
 		if m.LogStart == 0 || m.LogStart+uint64(len(m.Entries)) > m.Op+1 {
 			return bad("entries from %d beyond the sender's op %d", m.LogStart, m.Op)
 		}
-	case MsgPrepareOK, MsgCommit, MsgCommitOK, MsgStartViewChange, MsgRecovery, MsgRecoveryResponse, MsgGetState:
+	case MsgPrepareOK, MsgCommit, MsgCommitOK, MsgStartViewChange, MsgRecovery, MsgRecoveryResponse, MsgGetState, MsgStartEpoch, MsgEpochStarted:
 	default:
 		return bad("unknown type")
 	}
@@ -54,11 +57,13 @@ func validate(m Message) error {
 		if (m.Type == MsgDoViewChange || m.Type == MsgStartView || m.Type == MsgNewState) && e.Op != m.LogStart+uint64(i) {
 			return bad("entry %d has op %d, want %d", i, e.Op, m.LogStart+uint64(i))
 		}
-		if e.Kind != EntryRequest && e.Kind != EntryRegister {
+		if e.Kind != EntryRequest && e.Kind != EntryRegister && e.Kind != EntryReconfigure {
 			return bad("entry op %d has unknown kind %d", e.Op, e.Kind)
 		}
-		if e.View > m.View {
-			return bad("entry op %d from view %d beyond the message's view %d", e.Op, e.View, m.View)
+		if e.Kind == EntryReconfigure {
+			if _, _, err := decodeReconfig(e.Cmd); err != nil {
+				return bad("entry op %d: %v", e.Op, err)
+			}
 		}
 	}
 	return nil

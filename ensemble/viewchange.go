@@ -257,6 +257,10 @@ func (r *Replica) onStartView(m Message) {
 	if m.LogStart+uint64(len(m.Entries)) != m.Op+1 {
 		return
 	}
+	if m.Op < r.commit {
+		r.reject(m) // a new view's log holds every committed op: a broken peer
+		return
+	}
 	r.view = m.View
 	r.hardDirty = true
 	if m.LogStart > r.commit+1 {

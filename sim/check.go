@@ -102,8 +102,10 @@ func (w *world) finish() {
 	w.openOps()
 	for _, e := range w.ens {
 		for _, rep := range e.replicas {
-			w.res.CommittedPerEns = append(w.res.CommittedPerEns, rep.r.Status().Commit)
-			break
+			if rep.r != nil {
+				w.res.CommittedPerEns = append(w.res.CommittedPerEns, rep.r.Status().Commit)
+				break
+			}
 		}
 		if w.res.Anomaly != "" {
 			continue
@@ -189,7 +191,7 @@ func (w *world) statesAgree() bool {
 
 func (e *simEnsemble) stateAgrees() bool {
 	var ref []byte
-	for _, rep := range e.replicas {
+	for _, rep := range e.current() {
 		if !rep.node.up {
 			continue
 		}
@@ -217,7 +219,7 @@ func (w *world) livenessReport() string {
 				continue
 			}
 			st := rep.r.Status()
-			fmt.Fprintf(&b, " %s=%v/v%d/lnv%d/op%d/k%d/a%d/x%v", rep.node.id, st.Mode, st.View, st.LastNormalView, st.Op, st.Commit, st.Applied, st.Transferring)
+			fmt.Fprintf(&b, " %s=%v/e%d/v%d/lnv%d/op%d/k%d/a%d/x%v", rep.node.id, st.Mode, st.Epoch, st.View, st.LastNormalView, st.Op, st.Commit, st.Applied, st.Transferring)
 		}
 		b.WriteString("; ")
 	}

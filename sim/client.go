@@ -164,6 +164,7 @@ func (c *client) sendAttempt() {
 	w.nextID++
 	id := w.nextID
 	w.calls[id] = &call{c: c, op: op}
+	c.target %= len(c.e.members) // the members may have changed
 	node := w.node(c.e.members[c.target])
 	if w.rng.Float64() < w.p.DropPct {
 		return
@@ -264,6 +265,11 @@ func (c *client) onError(op *clientOp, err error, hint hasup.NodeID) {
 	}
 	if !moved {
 		c.target = (c.target + 1) % len(c.e.members)
+	}
+	if errors.Is(err, ensemble.ErrReconfiguring) {
+		c.nextAt = w.now + 20 // the new epoch is on its way
+		op.sent = false
+		return
 	}
 	op.sent = false
 	c.nextAt = w.now + 3

@@ -20,14 +20,18 @@ type simEnsemble struct {
 	replicas   []*simReplica
 	committed  map[uint64]applied      // op -> what was applied there
 	executed   map[[2]uint64]uint64    // (client, request) -> op that executed it
-	primaries  map[uint64]hasup.NodeID // view -> the node that committed as its primary
+	primaries  map[uint64]hasup.NodeID // fence (epoch, view) -> the node that committed as its primary
 	acked      map[uint64]ackedOp      // op -> the acknowledged write there
 	maxCommit  uint64
 	diskFaults int
 	history    []porcupine.Operation
-	probed     bool              // a write was acknowledged in the liveness phase
-	leaseFence uint64            // highest fencing token a lease holder has had
-	fences     map[uint64]uint64 // op -> fencing token the FSM saw for it
+	probed     bool   // a write was acknowledged in the liveness phase
+	epoch      uint64 // the latest epoch some replica runs
+	topPrimary uint64 // highest fence (epoch, view) any replica was primary in
+	reconfig   *reconfig
+	configs    map[uint64][]hasup.NodeID // epoch -> its members, as replicas reported them
+	leaseFence uint64                    // highest fencing token a lease holder has had
+	fences     map[uint64]uint64         // op -> fencing token the FSM saw for it
 }
 
 type applied struct {
@@ -44,6 +48,7 @@ func newSimEnsemble(w *world, idx, size int) *simEnsemble {
 		w: w, idx: idx, name: hasup.EnsembleName(fmt.Sprintf("e%d", idx)), f: quorum.F(size),
 		committed: map[uint64]applied{}, executed: map[[2]uint64]uint64{},
 		primaries: map[uint64]hasup.NodeID{}, acked: map[uint64]ackedOp{}, fences: map[uint64]uint64{},
+		configs: map[uint64][]hasup.NodeID{},
 	}
 	perm := w.rng.Perm(w.p.Nodes)
 	for _, i := range perm[:size] {
@@ -54,7 +59,7 @@ func newSimEnsemble(w *world, idx, size int) *simEnsemble {
 
 func entryHash(en ensemble.Entry) uint64 {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%d/%d/%d/%d/%d/%d/%d/", en.Op, en.View, en.Kind, en.Client, en.Request, en.Time, en.Seed)
+	fmt.Fprintf(h, "%d/%d/%d/%d/%d/%d/%d/%d/", en.Op, en.Epoch, en.View, en.Kind, en.Client, en.Request, en.Time, en.Seed)
 	_, _ = h.Write(en.Cmd)
 	return h.Sum64()
 }
@@ -75,7 +80,7 @@ func (e *simEnsemble) onApplied(rep *simReplica, a ensemble.Applied) {
 		e.maxCommit = op
 	}
 	// The fencing token an op carries never decreases along the log.
-	f := ensemble.Fence(0, a.Entry.View)
+	f := ensemble.Fence(a.Entry.Epoch, a.Entry.View)
 	e.fences[op] = f
 	if prev, ok := e.fences[op-1]; ok && f < prev {
 		e.w.fail("ensemble %s: op %d carries fence %d below op %d's %d", e.name, op, f, op-1, prev)
@@ -96,7 +101,7 @@ func (e *simEnsemble) onApplied(rep *simReplica, a ensemble.Applied) {
 // protocol's rules before they take effect.
 func (rep *simReplica) checkReady(before ensemble.Status, rd ensemble.Ready) {
 	w := rep.w
-	if before.Mode == ensemble.ModeRecovering {
+	if before.Mode == ensemble.ModeRecovering || before.Mode == ensemble.ModeJoining {
 		for _, m := range rd.Messages {
 			switch m.Type {
 			case ensemble.MsgPrepareOK, ensemble.MsgStartViewChange, ensemble.MsgDoViewChange:
@@ -109,10 +114,11 @@ func (rep *simReplica) checkReady(before ensemble.Status, rd ensemble.Ready) {
 // checkDurable checks a Ready's writes as they become durable.
 func (rep *simReplica) checkDurable(rd ensemble.Ready) {
 	if h := rd.HardState; h != nil {
-		if h.View < rep.highest {
-			rep.w.fail("replica %s/%s persists view %d after view %d", rep.e.name, rep.node.id, h.View, rep.highest)
+		f := ensemble.Fence(h.Epoch, h.View)
+		if f < rep.highest {
+			rep.w.fail("replica %s/%s persists epoch %d view %d after fence %d", rep.e.name, rep.node.id, h.Epoch, h.View, rep.highest)
 		}
-		rep.highest = h.View
+		rep.highest = f
 	}
 }
 
@@ -120,6 +126,11 @@ func (rep *simReplica) checkDurable(rd ensemble.Ready) {
 func (rep *simReplica) observe() {
 	e, w := rep.e, rep.w
 	st := rep.r.Status()
+	if st.Rejected > 0 {
+		// The simulator's peers are honest and its network checksums every
+		// message: a rejection means a replica sent something broken.
+		w.fail("replica %s/%s rejected a message from a peer: %s", e.name, rep.node.id, st.LastRejection)
+	}
 	if w.debug != nil && (st.View != rep.last.View || st.Mode != rep.last.Mode || st.LastNormalView != rep.last.LastNormalView || st.Transferring != rep.last.Transferring) {
 		w.debug("%d status %s/%s %v v%d lnv%d op%d k%d x%v", w.now, e.name, rep.node.id, st.Mode, st.View, st.LastNormalView, st.Op, st.Commit, st.Transferring)
 	}
@@ -127,12 +138,17 @@ func (rep *simReplica) observe() {
 		w.fail("replica %s/%s: commit %d > op %d", e.name, rep.node.id, st.Commit, st.Op)
 	}
 	if st.IsPrimary && st.Commit > rep.last.Commit {
-		if p, ok := e.primaries[st.View]; ok && p != rep.node.id {
-			w.fail("ensemble %s: two primaries commit in view %d: %s and %s", e.name, st.View, p, rep.node.id)
+		if p, ok := e.primaries[st.Fence]; ok && p != rep.node.id {
+			w.fail("ensemble %s: two primaries commit in epoch %d view %d: %s and %s", e.name, st.Epoch, st.View, p, rep.node.id)
 		}
-		e.primaries[st.View] = rep.node.id
+		e.primaries[st.Fence] = rep.node.id
 	}
-	if st.IsPrimary && (!rep.last.IsPrimary || rep.last.View != st.View) {
+	rep.checkConfig(st)
+	// A primary of a view later than any before must hold every
+	// acknowledged op. (A replica can also find itself primary of a stale
+	// view, like a deposed primary: it can commit nothing there.)
+	if st.IsPrimary && (!rep.last.IsPrimary || rep.last.Fence != st.Fence) && st.Fence >= e.topPrimary {
+		e.topPrimary = st.Fence
 		rep.checkHasAcked(st)
 	}
 	rep.last = st

@@ -1,6 +1,10 @@
 package sim
 
-import "github.com/hasup/hasup/ensemble"
+import (
+	"slices"
+
+	"github.com/hasup/hasup/ensemble"
+)
 
 // injectFaults draws this step's faults.
 func (w *world) injectFaults() {
@@ -148,9 +152,14 @@ func (w *world) maybeDamageDisk(n *simNode) {
 func (w *world) restartNode(n *simNode) {
 	n.up = true
 	n.restartAt = 0
-	for _, rep := range n.reps {
-		if rep != nil {
-			rep.start(false)
+	for i, rep := range n.reps {
+		if rep == nil {
+			continue
+		}
+		rep.start(false)
+		if rep.gone {
+			n.reps[i] = nil
+			rep.e.replicas = slices.DeleteFunc(rep.e.replicas, func(x *simReplica) bool { return x == rep })
 		}
 	}
 	w.traceEvent('r', uint64(n.idx))
@@ -188,6 +197,11 @@ func (w *world) startLiveness() {
 // canKeepDown: every ensemble on n keeps f+1 other replicas that never had
 // a disk fault (a damaged one needs f+1 healthy peers to recover).
 func (w *world) canKeepDown(n *simNode) bool {
+	for _, e := range w.ens {
+		if e.reconfig != nil {
+			return false
+		}
+	}
 	for _, rep := range n.reps {
 		if rep == nil {
 			continue
@@ -213,6 +227,12 @@ func (w *world) converged() bool {
 		}
 	}
 	for _, e := range w.ens {
+		if e.reconfig != nil {
+			if w.debug != nil && w.now%1000 == 0 {
+				w.debug("%d not converged: %s reconfiguring %v", w.now, e.name, e.reconfig)
+			}
+			return false
+		}
 		if !e.probed {
 			if w.debug != nil && w.now%1000 == 0 {
 				w.debug("%d not converged: %s not probed", w.now, e.name)
@@ -220,7 +240,7 @@ func (w *world) converged() bool {
 			return false
 		}
 		var ref *ensemble.Status
-		for _, rep := range e.replicas {
+		for _, rep := range e.current() {
 			if !rep.node.up {
 				continue
 			}

@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/hasup/hasup/ensemble"
 	"github.com/hasup/hasup/fsm/kv"
@@ -15,6 +16,7 @@ func (rep *simReplica) start(bootstrap bool) {
 	rep.store = kv.New()
 	cfg := ensemble.DefaultConfig()
 	cfg.Ensemble, cfg.ID, cfg.Members, cfg.FSM = rep.e.name, rep.node.id, rep.e.members, rep.store
+	cfg.Epoch = rep.e.epoch // what the registry would say now
 	cfg.Rand = rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))
 	node := rep.node
 	cfg.Clock = func() int64 { return w.now*1_000_000 + node.clockOffset }
@@ -37,7 +39,15 @@ func (rep *simReplica) start(bootstrap bool) {
 			cfg.Durable = dur
 		}
 		rep.disk.dropTornTail()
-		if cfg.Durable == nil {
+		if cfg.Durable == nil && rep.join != nil && !rep.joined {
+			// A new member that never persisted anything joins again.
+			cfg.Join, cfg.Epoch, cfg.Members = true, rep.join.epoch, rep.join.members
+		} else if cfg.Durable == nil && !slices.Contains(rep.e.members, rep.node.id) {
+			// Removed while it was down and its storage is gone: the
+			// runtime deletes it.
+			rep.gone = true
+			return
+		} else if cfg.Durable == nil {
 			// A new incarnation: it needs f+1 healthy peers to recover,
 			// so it counts as a damaged replica of its ensemble.
 			w.res.Faults["recoveries"]++
@@ -47,7 +57,7 @@ func (rep *simReplica) start(bootstrap bool) {
 				rep.e.diskFaults++
 			}
 		} else {
-			rep.highest = cfg.Durable.Hard.View
+			rep.highest = ensemble.Fence(cfg.Durable.Hard.Epoch, cfg.Durable.Hard.View)
 		}
 	}
 	r, err := ensemble.New(cfg)
@@ -105,6 +115,9 @@ func (rep *simReplica) complete() {
 	rd := rep.pending
 	rep.checkDurable(rd)
 	rep.disk.write(recordOf(rd))
+	if rd.HardState != nil {
+		rep.joined = true
+	}
 	for _, m := range rd.Messages {
 		rep.w.send(rep, m)
 	}

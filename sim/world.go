@@ -7,6 +7,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 
 	"github.com/hasup/hasup"
@@ -34,6 +35,7 @@ type Result struct {
 	// transfer may not have run.
 	CommitTargetMissed bool
 	LeaseReads         int // lease reads answered (and checked as linearizable)
+	Reconfigs          int // reconfigurations whose new epoch started
 	StaleReads         int // stale reads answered (and checked against their bounds)
 }
 
@@ -43,22 +45,23 @@ const extraTicks = 2000
 
 // world is one run: nodes, ensembles, network, clients and checkers.
 type world struct {
-	seed    uint64
-	rng     *rand.Rand
-	p       Params
-	now     int64
-	nodes   []*simNode
-	ens     []*simEnsemble
-	events  eventQueue
-	seq     uint64
-	blocked map[[2]int]bool // directed node pairs that cannot talk
-	clients []*client
-	calls   map[uint64]*call // outstanding client attempts by reply ID
-	nextID  uint64
-	trace   hash.Hash64
-	res     Result
-	live    bool // in the liveness phase: no new faults
-	debug   func(format string, args ...any)
+	seed       uint64
+	rng        *rand.Rand
+	p          Params
+	now        int64
+	nodes      []*simNode
+	ens        []*simEnsemble
+	events     eventQueue
+	seq        uint64
+	blocked    map[[2]int]bool // directed node pairs that cannot talk
+	clients    []*client
+	calls      map[uint64]*call // outstanding client attempts by reply ID
+	nextID     uint64
+	trace      hash.Hash64
+	res        Result
+	live       bool    // in the liveness phase: no new faults
+	reconfigAt []int64 // steps at which to try a reconfiguration
+	debug      func(format string, args ...any)
 }
 
 // Debug runs one seed printing its events through logf, for replaying a
@@ -90,8 +93,11 @@ type simReplica struct {
 	pending ensemble.Ready
 	inbox   []func()
 	last    ensemble.Status
-	faulted bool // had a disk fault (wipe or bit flip) in this run
-	highest uint64
+	faulted bool      // had a disk fault (wipe or bit flip) in this run
+	highest uint64    // highest fence (epoch, view) made durable
+	join    *reconfig // the reconfiguration that added this replica
+	joined  bool      // it has persisted state since
+	gone    bool      // deleted: removed from the ensemble with no storage left
 }
 
 // Run runs one seed and returns its result. It never panics: a panic in the
@@ -107,6 +113,9 @@ func run(seed uint64, logf func(format string, args ...any)) (res Result) {
 				w.res.Anomaly = string(f)
 			} else {
 				w.res.Anomaly = fmt.Sprintf("panic at step %d: %v", w.now, v)
+				if w.debug != nil {
+					w.debug("%s", debug.Stack())
+				}
 			}
 		}
 		w.res.Trace = w.trace.Sum64()
@@ -142,6 +151,10 @@ func newWorld(seed uint64) *world {
 	for _, n := range w.nodes {
 		n.reps = make([]*simReplica, len(w.ens))
 	}
+	for i := 0; i < w.p.Reconfigs; i++ {
+		w.reconfigAt = append(w.reconfigAt, int64(200+rng.IntN(w.p.SafetySteps)))
+	}
+	slices.Sort(w.reconfigAt)
 	for _, e := range w.ens {
 		for _, id := range e.members {
 			n := w.node(id)
@@ -185,7 +198,7 @@ func (w *world) traceEvent(kind byte, vals ...uint64) {
 
 func (w *world) run() {
 	safetyEnd := int64(w.p.SafetySteps)
-	capSteps := 4 * safetyEnd
+	capSteps := 10 * safetyEnd
 	for ; ; w.now++ {
 		if !w.live && w.now >= safetyEnd && (w.commitTargetReached() || w.now >= capSteps) {
 			w.res.CommitTargetMissed = !w.commitTargetReached()
@@ -214,6 +227,10 @@ func (w *world) run() {
 func (w *world) step() {
 	if !w.live {
 		w.injectFaults()
+	}
+	w.maybeReconfigure()
+	for _, e := range w.ens {
+		e.driveReconfig()
 	}
 	for _, n := range w.nodes {
 		if !n.up && w.now >= n.restartAt && n.restartAt > 0 {
