@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 
 	"github.com/anishathalye/porcupine"
 	"github.com/hasup/hasup"
@@ -25,9 +26,10 @@ type simEnsemble struct {
 	maxCommit  uint64
 	diskFaults int
 	history    []porcupine.Operation
-	probed     bool   // a write was acknowledged in the liveness phase
-	epoch      uint64 // the latest epoch some replica runs
-	topPrimary uint64 // highest fence (epoch, view) any replica was primary in
+	probed     bool           // a write was acknowledged in the liveness phase
+	epoch      uint64         // the latest epoch some replica runs
+	original   []hasup.NodeID // the members at creation
+	topPrimary uint64         // highest fence (epoch, view) any replica was primary in
 	reconfig   *reconfig
 	configs    map[uint64][]hasup.NodeID // epoch -> its members, as replicas reported them
 	leaseFence uint64                    // highest fencing token a lease holder has had
@@ -54,6 +56,7 @@ func newSimEnsemble(w *world, idx, size int) *simEnsemble {
 	for _, i := range perm[:size] {
 		e.members = append(e.members, w.nodes[i].id)
 	}
+	e.original = slices.Clone(e.members)
 	return e
 }
 

@@ -73,7 +73,7 @@ func drawParams(rng *rand.Rand) Params {
 		DiskDelayMax:   rng.IntN(4),
 		ReadPct:        0.1 + rng.Float64()*0.4,
 		SafetySteps:    3000 + rng.IntN(3000),
-		Reconfigs:      rng.IntN(4),
+		Reconfigs:      rng.IntN(5),
 		LivenessTicks:  20 * 10 * 2, // 20 view-change timeouts at their longest (2 * ViewChangeTicks)
 	}
 	for i := 0; i < 1+rng.IntN(3); i++ {

@@ -53,7 +53,13 @@ func (w *world) maybeReconfigure() {
 	case len(spare) >= 1 && len(cur) >= 3:
 		victim := w.rng.IntN(len(cur))
 		kind = "replace"
-		for i, m := range cur { // prefer a member whose node is down: "replace a dead member"
+		for i, m := range cur { // prefer an original member: successive replaces rotate them all
+			if slices.Contains(e.original, m) {
+				victim = i
+				break
+			}
+		}
+		for i, m := range cur { // and above all a member whose node is down: "replace a dead member"
 			if !w.node(m).up {
 				victim, kind = i, "replace_dead"
 			}

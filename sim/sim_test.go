@@ -39,20 +39,21 @@ func TestSimulation(t *testing.T) {
 	faults := map[string]int{}
 	var ops, acked, nfaults, anomalies, lost, liveFail, missed int
 	var converge int64
-	var leaseReads, staleReads int
+	var leaseReads, staleReads, reconfigs int
 	trace := fnv.New64a()
 	for _, r := range results {
 		ops += r.Ops
 		acked += r.Acked
 		for k, v := range r.Faults {
 			faults[k] += v
-			if k != "recoveries" && k != "corruption_detected" && k != "sessions_expired" && k != "stale_reads_refused" {
+			if k != "recoveries" && k != "corruption_detected" && k != "sessions_expired" && k != "stale_reads_refused" && !strings.HasPrefix(k, "reconfigs_") {
 				nfaults += v
 			}
 		}
 		lost += r.Lost
 		converge += r.ConvergeTicks
 		leaseReads += r.LeaseReads
+		reconfigs += r.Reconfigs
 		staleReads += r.StaleReads
 		_ = binary.Write(trace, binary.LittleEndian, r.Trace)
 		if *flagV {
@@ -83,8 +84,8 @@ func TestSimulation(t *testing.T) {
 		parts[i] = fmt.Sprintf("%s=%.1f", k, float64(faults[k])/n)
 	}
 	t.Logf("faults per seed by type: %s", strings.Join(parts, " "))
-	fmt.Printf("SIM seeds=%d ops=%d acked=%d faults=%d anomalies=%d lost=%d liveness_failures=%d trace=%016x\n",
-		len(results), ops, acked, nfaults, anomalies, lost, liveFail, trace.Sum64())
+	fmt.Printf("SIM seeds=%d ops=%d acked=%d faults=%d anomalies=%d lost=%d liveness_failures=%d reconfigs=%d lease_reads=%d trace=%016x\n",
+		len(results), ops, acked, nfaults, anomalies, lost, liveFail, reconfigs, leaseReads, trace.Sum64())
 }
 
 // runSeeds runs seeds on every core; results come back in seed order, so
