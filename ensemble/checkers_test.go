@@ -47,15 +47,21 @@ func scenario(t *testing.T, n int, setup func(c *cluster)) *scen {
 	if setup != nil {
 		setup(c)
 	}
+	s := newScen(c)
+	c.boot()
+	return s
+}
+
+// newScen installs the checkers on a cluster that is not booted yet.
+func newScen(c *cluster) *scen {
 	s := &scen{
 		cluster: c, nextID: 1 << 20,
 		global: map[uint64]Entry{}, acked: map[uint64]Entry{}, last: map[*Replica]uint64{},
 		execs: map[execKey]int{},
 		hard:  map[hasup.NodeID]HardState{}, diskOps: map[hasup.NodeID]uint64{}, readies: map[hasup.NodeID][]Ready{},
 	}
-	s.errorf = t.Errorf
+	s.errorf = c.t.Errorf
 	c.observers = append(c.observers, s.observe)
-	c.boot()
 	return s
 }
 
@@ -99,7 +105,9 @@ func (s *scen) observe(id hasup.NodeID, rd Ready) {
 
 func (s *scen) checkHardMonotonic(id hasup.NodeID, nd *node) {
 	h, prev := nd.disk.Hard, s.hard[id]
-	if h.View < prev.View || (h.View == prev.View && h.LastNormalView < prev.LastNormalView) {
+	// Views count within an epoch; a later epoch starts again at view 0.
+	if h.Epoch < prev.Epoch || (h.Epoch == prev.Epoch &&
+		(h.View < prev.View || (h.View == prev.View && h.LastNormalView < prev.LastNormalView))) {
 		s.errorf("DURABILITY: %s durable view went back: %+v after %+v", id, h, prev)
 	}
 	if h.Commit < prev.Commit {
@@ -107,7 +115,7 @@ func (s *scen) checkHardMonotonic(id hasup.NodeID, nd *node) {
 	}
 	// No path may shorten a log while keeping its last-normal-view (the
 	// data-loss trace of VRR-as-written).
-	if op, had := s.diskOps[id]; had && h.LastNormalView == prev.LastNormalView && diskOp(nd.disk) < op {
+	if op, had := s.diskOps[id]; had && h.Epoch == prev.Epoch && h.LastNormalView == prev.LastNormalView && diskOp(nd.disk) < op {
 		s.errorf("SAFETY: %s shortened its durable log %d -> %d keeping last-normal-view %d", id, op, diskOp(nd.disk), h.LastNormalView)
 	}
 	s.hard[id], s.diskOps[id] = h, diskOp(nd.disk)
@@ -144,7 +152,14 @@ func (s *scen) checkVouched(id hasup.NodeID, nd *node, rd Ready) {
 		}
 	}
 	for _, m := range rd.Messages {
-		if m.View > h.View && m.Type != MsgRecovery && m.Type != MsgGetState {
+		if m.Epoch < h.Epoch {
+			continue // a later epoch superseded it within this Ready
+		}
+		// STARTEPOCH only points the receiver at the sender's committed
+		// state, which the receiver fetches and checks itself: a replica
+		// that lost its storage sends it on entering an epoch, before it
+		// has recovered there and made anything durable.
+		if (m.Epoch > h.Epoch || m.View > h.View) && m.Type != MsgRecovery && m.Type != MsgGetState && m.Type != MsgStartEpoch {
 			fail(m, "message of a view not yet durable")
 			continue
 		}

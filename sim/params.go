@@ -37,6 +37,7 @@ type Params struct {
 	DiskDelayMax  int     // steps a Ready's sync takes
 	ReadPct       float64 // share of gets in the workload
 	Reconfigs     int     // reconfigurations attempted during the safety phase
+	LeaseTicks    int     // 0: leases off (lease reads fall back to linearizable)
 	SafetySteps   int     // minimum length of the safety phase
 	LivenessTicks int     // bound for the liveness phase, in ticks
 }
@@ -74,6 +75,7 @@ func drawParams(rng *rand.Rand) Params {
 		ReadPct:        0.1 + rng.Float64()*0.4,
 		SafetySteps:    3000 + rng.IntN(3000),
 		Reconfigs:      rng.IntN(5),
+		LeaseTicks:     []int{0, 6, 8, 8}[rng.IntN(4)],
 		LivenessTicks:  20 * 10 * 2, // 20 view-change timeouts at their longest (2 * ViewChangeTicks)
 	}
 	for i := 0; i < 1+rng.IntN(3); i++ {

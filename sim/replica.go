@@ -26,6 +26,7 @@ func (rep *simReplica) start(bootstrap bool) {
 	cfg.ClientsMax = w.p.ClientsMax
 	cfg.PipelineMax = w.p.PipelineMax
 	cfg.BatchOps = w.p.BatchOps
+	cfg.LeaseTicks = w.p.LeaseTicks
 	cfg.Bootstrap = bootstrap
 	if !bootstrap {
 		dur, err := rep.disk.load()
