@@ -41,7 +41,9 @@ type Config struct {
 	Bootstrap bool
 	// Join: the replica is a new member of epoch Epoch with Members, added
 	// by a reconfiguration: it fetches the committed state from its peers
-	// and takes part only then. Used with Durable nil.
+	// and takes part only then. Only for a replica that never persisted
+	// anything: one that joined and then lost its storage may have
+	// acknowledged ops, and must recover (Join false, Durable nil).
 	Join bool
 
 	// HeartbeatTicks: ticks between a primary's COMMIT heartbeats (and

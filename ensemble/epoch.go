@@ -285,7 +285,7 @@ func (r *Replica) onEpochStarted(m Message) {
 // answerOlderEpoch tells a replica of an older epoch that a later one runs,
 // so it fetches the committed state.
 func (r *Replica) answerOlderEpoch(m Message) {
-	if (r.mode == ModeNormal || r.mode == ModeRetired) && m.Type != MsgStartEpoch && m.Type != MsgEpochStarted {
+	if (r.mode == ModeNormal || r.mode == ModeRetired) && m.Type != MsgEpochStarted && !(r.mode == ModeRetired && m.Type == MsgStartEpoch) {
 		r.send(Message{Type: MsgStartEpoch, To: m.From, Op: r.commit})
 	}
 }

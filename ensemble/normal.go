@@ -96,7 +96,7 @@ func (r *Replica) Propose(p Proposal) error {
 		return ErrRecovering
 	case !r.isPrimary():
 		return ErrNotPrimary
-	case r.sealed():
+	case r.sealed() || r.queuedReconfig():
 		return ErrReconfiguring
 	case len(p.Cmd)+64 > r.cfg.BatchBytes:
 		return ErrTooLarge

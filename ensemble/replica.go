@@ -244,6 +244,11 @@ func (r *Replica) Step(m Message) {
 		r.onEpochStarted(m)
 		return
 	case r.mode == ModeRetired:
+		if m.Epoch > r.epoch {
+			// A later epoch than the one that retired it runs, so that one
+			// started long ago: nobody needs this replica's state.
+			r.stopped = true
+		}
 		r.answerOlderEpoch(m)
 		return
 	case r.mode == ModeJoining:

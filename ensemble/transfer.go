@@ -186,7 +186,7 @@ func (r *Replica) onNewState(m Message) {
 	}
 	x.buf = append(x.buf, m.Entries...)
 	x.idle, x.stalled = 0, 0
-	x.senderEpoch, x.senderView = m.Epoch, m.View
+	x.notePosition(m)
 	switch {
 	case x.base+uint64(len(x.buf)) < m.Op:
 		r.sendGetState()
@@ -227,7 +227,7 @@ func (r *Replica) onCheckpointChunk(m Message) {
 		return
 	}
 	x.base, x.buf = x.ckpt.Op, nil
-	x.senderEpoch, x.senderView = m.Epoch, m.View
+	x.notePosition(m)
 	switch {
 	case x.committed && m.Committed && m.Op == x.ckpt.Op:
 		r.installCommitted()
@@ -235,6 +235,16 @@ func (r *Replica) onCheckpointChunk(m Message) {
 		r.installTransfer(m.Commit)
 	default:
 		r.sendGetState()
+	}
+}
+
+// notePosition records where a committed transfer's sender stands: its
+// epoch, and its view only if that view has started there (a sender still
+// changing to a view cannot vouch that the view exists).
+func (x *transfer) notePosition(m Message) {
+	x.senderEpoch, x.senderView = m.Epoch, 0
+	if m.LastNormalView == m.View {
+		x.senderView = m.View
 	}
 }
 
