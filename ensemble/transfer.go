@@ -103,12 +103,19 @@ func (r *Replica) onGetState(m Message) {
 	if m.View != r.view || r.mode != ModeNormal || r.lastNormal != r.view || r.xfer.active || m.Op > r.op {
 		return
 	}
-	if m.Op < r.ckpt.Op {
+	r.sendEntriesAfter(reply, m.Op, r.op)
+}
+
+// sendEntriesAfter answers a transfer with the entries after op `after` up
+// to `upTo`, at most ChunkBytes of them (at least one), or with the first
+// checkpoint chunk if the log no longer holds them.
+func (r *Replica) sendEntriesAfter(reply Message, after, upTo uint64) {
+	if after < r.ckpt.Op {
 		r.sendCheckpointChunk(reply, 0, 0)
 		return
 	}
-	lo, hi, size := m.Op+1, m.Op, 0
-	for hi < r.op {
+	lo, hi, size := after+1, after, 0
+	for hi < upTo {
 		s := r.log[hi-r.ckpt.Op].size()
 		if hi >= lo && size+s > r.cfg.ChunkBytes {
 			break
@@ -125,24 +132,10 @@ func (r *Replica) onGetState(m Message) {
 // sender is in; Op is the commit number.
 func (r *Replica) serveCommitted(m Message, reply Message) {
 	reply.Committed, reply.Op = true, r.commit
-	if m.Op < r.ckpt.Op {
-		r.sendCheckpointChunk(reply, 0, 0)
-		return
-	}
 	if m.Op > r.commit {
 		return // the requester is ahead of this replica
 	}
-	lo, hi, size := m.Op+1, m.Op, 0
-	for hi < r.commit {
-		s := r.log[hi-r.ckpt.Op].size()
-		if hi >= lo && size+s > r.cfg.ChunkBytes {
-			break
-		}
-		size += s
-		hi++
-	}
-	reply.LogStart, reply.Entries = lo, r.entriesFrom(lo, hi)
-	r.send(reply)
+	r.sendEntriesAfter(reply, m.Op, r.commit)
 }
 
 func (r *Replica) sendCheckpointChunk(reply Message, ckptOp, offset uint64) {
