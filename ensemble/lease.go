@@ -40,7 +40,7 @@ func (r *Replica) promise() {
 
 // stampFromPrimary marks a PREPARE or COMMIT for the lease.
 func (r *Replica) stamp(m *Message) {
-	m.Stamp, m.Nonce = r.now, r.incarnation
+	m.Stamp, m.Nonce, m.Lag = r.now, r.incarnation, r.primaryLag()
 }
 
 // ackPrimary sends a PREPAREOK or COMMITOK that echoes the stamp of the

@@ -82,6 +82,7 @@ type Message struct {
 	Round          uint64
 	Nonce          uint64
 	Stamp          uint64
+	Lag            uint64 // PREPARE and COMMIT: the primary's own staleness bound, in ticks
 
 	WantCheckpoint bool
 	Committed      bool

@@ -203,6 +203,12 @@ func (r *Replica) onPrepare(m Message) {
 		for _, e := range m.Entries {
 			if e.Op <= r.op {
 				if e.Op > r.ckpt.Op && !entryEqual(e, r.log[e.Op-r.ckpt.Op-1]) {
+					if e.Op <= r.commit {
+						// This replica entered the epoch with a committed
+						// prefix from a later view: the sender is a stale
+						// primary of this view. Its message changes nothing.
+						return
+					}
 					panic(r.violation("PREPARE of view %d rewrites op %d of the same view", m.View, e.Op))
 				}
 				continue
@@ -230,7 +236,7 @@ func (r *Replica) fromPrimaryOf(m Message) bool {
 		r.resetTimeout()
 		return false
 	}
-	r.heardAt, r.heardCommit = r.now, max(r.heardCommit, m.Commit)
+	r.heardAt, r.heardCommit, r.heardLag = r.now, max(r.heardCommit, m.Commit), min(m.Lag, unknownLag)
 	return true
 }
 

@@ -108,6 +108,22 @@ func (r *Replica) readLease(q ReadRequest) error {
 	return nil
 }
 
+// primaryLag is how stale a primary may be: the ticks since a majority
+// last echoed its stamps (a deposed primary does not know it is deposed).
+// Before its view's inherited ops commit, it cannot tell: the maximum.
+func (r *Replica) primaryLag() uint64 {
+	if r.commit < r.primary.startOp {
+		return unknownLag
+	}
+	stamps := make([]uint64, r.n)
+	copy(stamps, r.primary.leaseFrom)
+	stamps[r.indexOf(r.self)] = r.now
+	return r.now - quorum.Committed(stamps, r.n)
+}
+
+// unknownLag stands for "no bound known"; sums with it cannot overflow.
+const unknownLag = 1 << 40
+
 // readStale answers from this replica's own state, saying how far behind
 // the latest commit it has heard of, and how long ago it heard its primary.
 func (r *Replica) readStale(q ReadRequest) error {
@@ -116,12 +132,12 @@ func (r *Replica) readStale(q ReadRequest) error {
 	}
 	lagOps, lagTicks := uint64(0), uint64(0)
 	if r.isPrimary() {
-		// A deposed primary does not know it: its lag is at least the time
-		// since a majority last echoed it.
-		stamps := make([]uint64, r.n)
-		copy(stamps, r.primary.leaseFrom)
-		stamps[r.indexOf(r.self)] = r.now
-		lagTicks = r.now - quorum.Committed(stamps, r.n)
+		if r.commit < r.primary.startOp {
+			// What its view inherited may hold acknowledged ops it has not
+			// committed (applied) yet: it cannot bound its lag.
+			return fmt.Errorf("%w: the view's inherited ops are not committed yet", ErrTooStale)
+		}
+		lagTicks = r.primaryLag()
 	} else {
 		if r.heardAt == 0 {
 			// Nothing heard from a primary since this replica started: it
@@ -130,7 +146,8 @@ func (r *Replica) readStale(q ReadRequest) error {
 			return fmt.Errorf("%w: no word from a primary since this replica started", ErrTooStale)
 		}
 		lagOps = max(r.heardCommit, r.commit) - r.applied
-		lagTicks = r.now - r.heardAt
+		// Its primary may itself be deposed: add the lag it reported.
+		lagTicks = r.now - r.heardAt + r.heardLag
 	}
 	if lagOps > q.MaxLagOps || lagTicks > q.MaxLagTicks {
 		return fmt.Errorf("%w: %d ops and %d ticks behind, bounds %d and %d", ErrTooStale, lagOps, lagTicks, q.MaxLagOps, q.MaxLagTicks)

@@ -61,6 +61,7 @@ type Replica struct {
 	suspected     bool   // told the primary is suspected: acknowledge nothing, change view
 	heardCommit   uint64 // largest commit number heard from the view's primary
 	heardAt       uint64 // now when the view's primary was last heard
+	heardLag      uint64 // the lag that primary reported then
 	ticks         int    // ticks since the last event that resets the current timer
 	timeout       int    // current randomised view-change timeout
 	heartbeatTick int
@@ -132,6 +133,10 @@ func New(cfg Config) (*Replica, error) {
 		r.mode = ModeJoining
 		r.stateEpoch, r.stateMembers = 0, nil // known once the state arrives
 	default:
+		// It lost its storage, so it may have voted in a later epoch than the
+		// one it was told: until it recovers into a log that no
+		// reconfiguration seals, entering any epoch means recovering again.
+		r.amnesiac = true
 		r.startRecovery()
 	}
 	return r, nil
@@ -153,7 +158,7 @@ func (r *Replica) restart(d *Durable) error {
 		r.setMembers(h.Members)
 		r.stateEpoch, r.stateMembers = h.Epoch, slices.Clone(h.Members)
 	}
-	r.view, r.mode, r.lastNormal = h.View, h.Mode, h.LastNormalView
+	r.view, r.mode, r.lastNormal, r.amnesiac = h.View, h.Mode, h.LastNormalView, h.Amnesiac
 	r.ckpt = d.Checkpoint
 	r.op, r.applied = d.Checkpoint.Op, d.Checkpoint.Op
 	if d.Checkpoint.Op > 0 {
@@ -373,7 +378,7 @@ func (r *Replica) checkNotInReady() {
 }
 
 func (r *Replica) hardState() HardState {
-	return HardState{Epoch: r.epoch, Members: slices.Clone(r.members), View: r.view, Mode: r.mode, LastNormalView: r.lastNormal, Commit: r.commit}
+	return HardState{Epoch: r.epoch, Members: slices.Clone(r.members), View: r.view, Mode: r.mode, LastNormalView: r.lastNormal, Commit: r.commit, Amnesiac: r.amnesiac}
 }
 
 func (r *Replica) primaryOf(view uint64) hasup.NodeID { return r.members[view%uint64(r.n)] }

@@ -318,10 +318,14 @@ func (r *Replica) installTransfer(senderCommit uint64) {
 	if oldLNV == x.view && r.op < oldOp && r.mode != ModeRecovering {
 		panic(r.violation("state transfer shortens log %d -> %d keeping last-normal-view %d", oldOp, r.op, oldLNV))
 	}
+	wasRecovering := r.mode == ModeRecovering
 	r.becomeNormal()
 	r.rec = recoveryState{}
 	r.hardDirty = true
 	r.setCommit(senderCommit)
+	if wasRecovering && !r.sealed() {
+		r.amnesiac = false // no later epoch can have started: its votes are all here
+	}
 	r.send(Message{Type: MsgPrepareOK, To: r.primaryOf(r.view), View: r.view, Op: r.op})
 }
 

@@ -129,6 +129,9 @@ type HardState struct {
 	Mode           Mode
 	LastNormalView uint64
 	Commit         uint64
+	// Amnesiac: the replica recovered from lost storage into a log that a
+	// reconfiguration seals; it must recover again in the next epoch.
+	Amnesiac bool
 }
 
 // Checkpoint is a durable image of the replicated state (the FSM and the
