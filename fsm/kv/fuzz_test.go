@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"testing"
 
 	"github.com/hasup/hasup/fsm"
@@ -40,7 +39,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := decodeRequest(b)
 		if err != nil {
-			if err.code.sentinel() == nil || err.detail == "" {
+			if err.Code.Sentinel() == nil || err.Detail == "" {
 				t.Fatalf("decode error without a sentinel or detail: %#v", err)
 			}
 			return
@@ -179,7 +178,7 @@ func FuzzRestore(f *testing.F) {
 func FuzzRestoreBody(f *testing.F) {
 	for _, s := range []*Store{New(), fuzzStore()} {
 		image := snapshotBytes(f, s)
-		f.Add(image[snapshotHeaderBytes : len(image)-4])
+		f.Add(image[imageFormat().HeaderBytes() : len(image)-4])
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		image := wrapBody(body)
@@ -198,10 +197,7 @@ func FuzzRestoreBody(f *testing.F) {
 
 // wrapBody returns an image with body and a valid header and checksum.
 func wrapBody(body []byte) []byte {
-	b := append([]byte(snapshotMagic), snapshotVersion)
-	b = binary.BigEndian.AppendUint64(b, uint64(len(body)))
-	b = append(b, body...)
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	return imageFormat().Finish(append(imageFormat().Begin(len(body)), body...))
 }
 
 // encodeRequest encodes req with the exported encoders.

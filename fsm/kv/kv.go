@@ -39,6 +39,7 @@ import (
 	"strings"
 
 	"github.com/hasup/hasup/fsm"
+	"github.com/hasup/hasup/fsm/internal/codec"
 )
 
 // Limits on what one key or value may hold. They bound the memory one command
@@ -126,7 +127,7 @@ func (s *Store) Apply(_ fsm.Context, cmd []byte) []byte {
 	case opAppend:
 		return s.append(req.key, req.value)
 	}
-	return s.result(nil, false, newOpError(codeBadCommand, "op %s is a query, not a command", req.op))
+	return s.result(nil, false, codec.NewOpError(codeBadCommand, "op %s is a query, not a command", req.op))
 }
 
 // Query answers a query built by GetQuery (read it with DecodeResult) or
@@ -156,7 +157,7 @@ func (s *Store) put(key, value []byte) []byte {
 func (s *Store) delete(key []byte) []byte {
 	k := string(key)
 	if _, ok := s.entries[k]; !ok {
-		return s.result(key, false, newOpError(codeNotFound, "key %s", quote(key)))
+		return s.result(key, false, codec.NewOpError(codeNotFound, "key %s", codec.Quote(key)))
 	}
 	s.revision++
 	delete(s.entries, k)
@@ -174,8 +175,8 @@ func (s *Store) cas(key, value []byte, expect uint64) []byte {
 		current = e.modRevision
 	}
 	if current != expect {
-		return s.result(key, false, newOpError(codeCASConflict,
-			"key %s is at revision %d, expected %d", quote(key), current, expect))
+		return s.result(key, false, codec.NewOpError(codeCASConflict,
+			"key %s is at revision %d, expected %d", codec.Quote(key), current, expect))
 	}
 	return s.put(key, value)
 }
@@ -188,8 +189,8 @@ func (s *Store) append(key, suffix []byte) []byte {
 		return s.put(key, suffix)
 	}
 	if n := len(e.value) + len(suffix); n > MaxValueBytes {
-		return s.result(key, false, newOpError(codeValueTooLarge,
-			"appending %d bytes to key %s would make %d, limit %d", len(suffix), quote(key), n, MaxValueBytes))
+		return s.result(key, false, codec.NewOpError(codeValueTooLarge,
+			"appending %d bytes to key %s would make %d, limit %d", len(suffix), codec.Quote(key), n, MaxValueBytes))
 	}
 	// append may grow the slice in place: the store owns it and never
 	// hands it out, and growing by doubling keeps an append-heavy key
@@ -263,14 +264,4 @@ type listPage struct {
 	revision uint64
 	keys     []string
 	more     bool
-}
-
-// quote renders a key for an error message, shortened so that a 4 KiB key
-// does not make a 16 KiB message.
-func quote(key []byte) string {
-	const maxQuoted = 64
-	if len(key) > maxQuoted {
-		return fmt.Sprintf("%q... (%d bytes)", key[:maxQuoted], len(key))
-	}
-	return fmt.Sprintf("%q", key)
 }

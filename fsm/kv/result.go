@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/hasup/hasup/fsm/internal/codec"
 )
 
 // The wire format of answers, after a version byte:
@@ -65,9 +67,9 @@ const (
 	codeValueTooLarge
 )
 
-// sentinel returns the exported error that c names, nil for codeOK or an
+// Sentinel returns the exported error that c names, nil for codeOK or an
 // unknown code.
-func (c code) sentinel() error {
+func (c code) Sentinel() error {
 	switch c {
 	case codeBadCommand:
 		return ErrBadCommand
@@ -85,32 +87,13 @@ func (c code) sentinel() error {
 
 // opError is an operation's error as a result carries it: a code that names
 // a sentinel, and a detail for people.
-type opError struct {
-	code   code
-	detail string
-}
-
-// newOpError returns the error with code c and a formatted detail.
-func newOpError(c code, format string, args ...any) *opError {
-	return &opError{code: c, detail: fmt.Sprintf(format, args...)}
-}
-
-// Error returns the sentinel's message followed by the detail.
-func (e *opError) Error() string {
-	if e.detail == "" {
-		return e.code.sentinel().Error()
-	}
-	return e.code.sentinel().Error() + ": " + e.detail
-}
-
-// Unwrap returns the sentinel, for errors.Is.
-func (e *opError) Unwrap() error { return e.code.sentinel() }
+type opError = codec.OpError[code]
 
 // queryError turns a request's decoding error into Query's error: a
 // malformed query is ErrBadQuery, not ErrBadCommand.
 func queryError(e *opError) error {
-	if e.code == codeBadCommand {
-		return fmt.Errorf("%w: %s", ErrBadQuery, e.detail)
+	if e.Code == codeBadCommand {
+		return fmt.Errorf("%w: %s", ErrBadQuery, e.Detail)
 	}
 	return e
 }
@@ -121,17 +104,14 @@ const resultFixedBytes = 2 + 8 + 1 + 8 + 8 + 4 + 4
 // appendResult appends the encoding of res with the error err (nil for
 // success).
 func appendResult(b []byte, res Result, err *opError) []byte {
-	c, detail := codeOK, ""
-	if err != nil {
-		c, detail = err.code, err.detail
-	}
+	c, detail := codec.Status(err)
 	b = append(b, wireVersion, byte(c))
 	b = binary.BigEndian.AppendUint64(b, res.Revision)
 	b = append(b, boolByte(res.Found))
 	b = binary.BigEndian.AppendUint64(b, res.CreateRevision)
 	b = binary.BigEndian.AppendUint64(b, res.ModRevision)
-	b = appendField(b, res.Value)
-	return appendField(b, []byte(detail))
+	b = codec.AppendField(b, res.Value)
+	return codec.AppendField(b, detail)
 }
 
 // DecodeResult decodes the result of a command or Get query. It returns the
@@ -140,41 +120,33 @@ func appendResult(b []byte, res Result, err *opError) []byte {
 // filled in then. Bytes that no Store produced yield ErrBadResult. Value is
 // a copy: b is not retained.
 func DecodeResult(b []byte) (Result, error) {
-	d := decoder{b: b}
-	version, c := d.u8("version"), code(d.u8("code"))
-	res := Result{Revision: d.u64("revision")}
-	found := d.u8("found flag")
-	res.CreateRevision, res.ModRevision = d.u64("create revision"), d.u64("mod revision")
-	value, detail := d.field("value"), d.field("detail")
-	d.finish()
-	checkResult(&d, version, c, found, res, len(value), len(detail))
-	if d.err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrBadResult, d.err)
+	d := codec.NewDecoder(b)
+	version, c := d.U8("version"), code(d.U8("code"))
+	res := Result{Revision: d.U64("revision")}
+	found := d.U8("found flag")
+	res.CreateRevision, res.ModRevision = d.U64("create revision"), d.U64("mod revision")
+	value, detail := d.Field("value"), d.Field("detail")
+	d.Finish()
+	codec.CheckStatus(d, version, wireVersion, c, len(detail))
+	checkResult(d, found, res, len(value))
+	if d.Err() != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrBadResult, d.Err())
 	}
 	res.Found, res.Value = found == 1, bytes.Clone(value)
-	if c != codeOK {
-		return res, &opError{code: c, detail: string(detail)}
-	}
-	return res, nil
+	return res, codec.ResultError(c, detail)
 }
 
-// checkResult records a problem if a structurally sound result says
-// something no Store says.
-func checkResult(d *decoder, version byte, c code, found byte, res Result, valueBytes, detailBytes int) {
+// checkResult records a problem if a result whose structure and status are
+// sound says something about its key that no Store says.
+func checkResult(d *codec.Decoder, found byte, res Result, valueBytes int) {
 	switch {
-	case d.err != nil:
-	case version != wireVersion:
-		d.failf("unsupported version %d, want %d", version, wireVersion)
-	case c != codeOK && c.sentinel() == nil:
-		d.failf("unknown error code %d", c)
-	case c == codeOK && detailBytes > 0:
-		d.failf("success carries an error detail")
+	case d.Err() != nil:
 	case found > 1:
-		d.failf("found flag is %d", found)
+		d.Failf("found flag is %d", found)
 	case found == 0 && (res.CreateRevision != 0 || res.ModRevision != 0 || valueBytes != 0):
-		d.failf("absent key has revisions or a value")
+		d.Failf("absent key has revisions or a value")
 	case found == 1 && !revisionsValid(res.CreateRevision, res.ModRevision, res.Revision):
-		d.failf("revisions create=%d mod=%d store=%d out of order", res.CreateRevision, res.ModRevision, res.Revision)
+		d.Failf("revisions create=%d mod=%d store=%d out of order", res.CreateRevision, res.ModRevision, res.Revision)
 	}
 }
 
@@ -211,8 +183,8 @@ func (s *Store) appendPage(b []byte, page listPage) []byte {
 
 // appendEntry appends one key with its value and revisions.
 func appendEntry(b []byte, key string, e *entry) []byte {
-	b = appendField(b, []byte(key))
-	b = appendField(b, e.value)
+	b = codec.AppendField(b, key)
+	b = codec.AppendField(b, e.value)
 	b = binary.BigEndian.AppendUint64(b, e.createRevision)
 	return binary.BigEndian.AppendUint64(b, e.modRevision)
 }
@@ -221,23 +193,23 @@ func appendEntry(b []byte, key string, e *entry) []byte {
 // produced yield ErrBadResult. Keys and values are copies: b is not
 // retained.
 func DecodeList(b []byte) (ListResult, error) {
-	d := decoder{b: b}
-	if v := d.u8("version"); d.err == nil && v != wireVersion {
-		d.failf("unsupported version %d, want %d", v, wireVersion)
+	d := codec.NewDecoder(b)
+	if v := d.U8("version"); d.Err() == nil && v != wireVersion {
+		d.Failf("unsupported version %d, want %d", v, wireVersion)
 	}
-	res := ListResult{Revision: d.u64("revision")}
-	more := d.u8("more flag")
-	if d.err == nil && more > 1 {
-		d.failf("more flag is %d", more)
+	res := ListResult{Revision: d.U64("revision")}
+	more := d.U8("more flag")
+	if d.Err() == nil && more > 1 {
+		d.Failf("more flag is %d", more)
 	}
 	res.More = more == 1
-	res.Entries = readEntries(&d, uint64(d.u32("entry count")), res.Revision, func(key, value []byte, e Entry) Entry {
+	res.Entries = readEntries(d, uint64(d.U32("entry count")), res.Revision, func(key, value []byte, e Entry) Entry {
 		e.Key, e.Value = bytes.Clone(key), bytes.Clone(value)
 		return e
 	})
-	d.finish()
-	if d.err != nil {
-		return ListResult{}, fmt.Errorf("%w: %v", ErrBadResult, d.err)
+	d.Finish()
+	if d.Err() != nil {
+		return ListResult{}, fmt.Errorf("%w: %v", ErrBadResult, d.Err())
 	}
 	return res, nil
 }
@@ -247,20 +219,18 @@ func DecodeList(b []byte) (ListResult, error) {
 // makes of each: keep receives key and value aliasing the decoder's bytes,
 // and the revisions in e. The count is checked against the bytes left
 // before it sizes anything.
-func readEntries[T any](d *decoder, count, rev uint64, keep func(key, value []byte, e Entry) T) []T {
-	if d.err == nil && count > uint64(len(d.b))/minEntryBytes {
-		d.failf("entry count %d exceeds what %d bytes can hold", count, len(d.b))
-	}
-	if d.err != nil {
+func readEntries[T any](d *codec.Decoder, count, rev uint64, keep func(key, value []byte, e Entry) T) []T {
+	d.CheckCount("entry count", count, minEntryBytes)
+	if d.Err() != nil {
 		return nil
 	}
 	out := make([]T, 0, count)
 	var prev []byte
-	for i := uint64(0); i < count && d.err == nil; i++ {
-		key, value := d.field("key"), d.field("value")
-		e := Entry{CreateRevision: d.u64("create revision"), ModRevision: d.u64("mod revision")}
+	for i := uint64(0); i < count && d.Err() == nil; i++ {
+		key, value := d.Field("key"), d.Field("value")
+		e := Entry{CreateRevision: d.U64("create revision"), ModRevision: d.U64("mod revision")}
 		checkEntry(d, i, prev, key, value, e, rev)
-		if d.err == nil {
+		if d.Err() == nil {
 			out = append(out, keep(key, value, e))
 		}
 		prev = key
@@ -270,17 +240,17 @@ func readEntries[T any](d *decoder, count, rev uint64, keep func(key, value []by
 
 // checkEntry records a problem if entry i cannot follow prev in a store at
 // revision rev.
-func checkEntry(d *decoder, i uint64, prev, key, value []byte, e Entry, rev uint64) {
+func checkEntry(d *codec.Decoder, i uint64, prev, key, value []byte, e Entry, rev uint64) {
 	switch {
-	case d.err != nil:
+	case d.Err() != nil:
 	case len(key) == 0 || len(key) > MaxKeyBytes:
-		d.failf("entry %d: key of %d bytes, want 1 to %d", i, len(key), MaxKeyBytes)
+		d.Failf("entry %d: key of %d bytes, want 1 to %d", i, len(key), MaxKeyBytes)
 	case len(value) > MaxValueBytes:
-		d.failf("entry %d: value of %d bytes, limit %d", i, len(value), MaxValueBytes)
+		d.Failf("entry %d: value of %d bytes, limit %d", i, len(value), MaxValueBytes)
 	case i > 0 && bytes.Compare(prev, key) >= 0:
-		d.failf("entry %d: key %s does not sort after %s", i, quote(key), quote(prev))
+		d.Failf("entry %d: key %s does not sort after %s", i, codec.Quote(key), codec.Quote(prev))
 	case !revisionsValid(e.CreateRevision, e.ModRevision, rev):
-		d.failf("entry %d: revisions create=%d mod=%d store=%d out of order", i, e.CreateRevision, e.ModRevision, rev)
+		d.Failf("entry %d: revisions create=%d mod=%d store=%d out of order", i, e.CreateRevision, e.ModRevision, rev)
 	}
 }
 

@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/hasup/hasup/fsm"
+	"github.com/hasup/hasup/fsm/internal/codec"
 )
 
 // TestRestoreChecksInvariants feeds Restore images whose checksum is right
 // but whose body breaks an invariant of Store, as a buggy writer might.
 func TestRestoreChecksInvariants(t *testing.T) {
 	entry := func(key, value string, create, mod uint64) []byte {
-		b := appendField(appendField(nil, []byte(key)), []byte(value))
+		b := codec.AppendField(codec.AppendField(nil, key), value)
 		b = binary.BigEndian.AppendUint64(b, create)
 		return binary.BigEndian.AppendUint64(b, mod)
 	}

@@ -2,9 +2,7 @@ package lock
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"math"
 	"testing"
 	"time"
@@ -41,7 +39,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := decodeRequest(b)
 		if err != nil {
-			if err.code != codeBadCommand || err.detail == "" {
+			if err.Code != codeBadCommand || err.Detail == "" {
 				t.Fatalf("decode error %#v is not a bad command with a detail", err)
 			}
 			return
@@ -150,7 +148,7 @@ func FuzzRestore(f *testing.F) {
 func FuzzRestoreBody(f *testing.F) {
 	for _, tab := range []*Table{New(), fuzzTable()} {
 		image := snapshotBytes(f, tab)
-		f.Add(image[snapshotHeaderBytes : len(image)-4])
+		f.Add(image[imageFormat().HeaderBytes() : len(image)-4])
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		image := wrapBody(body)
@@ -182,10 +180,7 @@ func encodeRequest(req request) []byte {
 
 // wrapBody returns an image with body and a valid header and checksum.
 func wrapBody(body []byte) []byte {
-	b := append([]byte(snapshotMagic), snapshotVersion)
-	b = binary.BigEndian.AppendUint64(b, uint64(len(body)))
-	b = append(b, body...)
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	return imageFormat().Finish(append(imageFormat().Begin(len(body)), body...))
 }
 
 func snapshotBytes(tb testing.TB, t *Table) []byte {

@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/hasup/hasup/fsm"
+	"github.com/hasup/hasup/fsm/internal/codec"
 )
 
 // Limits on one command. They bound the memory a lock can claim and the
@@ -123,7 +124,7 @@ func (t *Table) Apply(ctx fsm.Context, cmd []byte) []byte {
 	case opRelease:
 		return t.release(ctx.UnixNanos(), string(req.name), string(req.owner))
 	}
-	return t.result("", newOpError(codeBadCommand, "op %s is a query, not a command", req.op))
+	return t.result("", codec.NewOpError(codeBadCommand, "op %s is a query, not a command", req.op))
 }
 
 // Query answers a query built by HolderQuery; read it with DecodeResult. A
@@ -132,7 +133,7 @@ func (t *Table) Apply(ctx fsm.Context, cmd []byte) []byte {
 func (t *Table) Query(q []byte) ([]byte, error) {
 	req, err := decodeRequest(q)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBadQuery, err.detail)
+		return nil, fmt.Errorf("%w: %s", ErrBadQuery, err.Detail)
 	}
 	if req.op != opHolder {
 		return nil, fmt.Errorf("%w: op %s is a command, not a query", ErrBadQuery, req.op)
@@ -149,8 +150,8 @@ func (t *Table) acquire(ctx fsm.Context, name, owner string, ttl time.Duration) 
 	case held && rec.owner == owner:
 		rec.expiryUnixNanos = expiry(now, ttl)
 	case held:
-		return t.result(name, newOpError(codeHeld, "lock %s is held by %s until %s",
-			quote(name), quote(rec.owner), formatTime(rec.expiryUnixNanos)))
+		return t.result(name, codec.NewOpError(codeHeld, "lock %s is held by %s until %s",
+			codec.Quote(name), codec.Quote(rec.owner), formatTime(rec.expiryUnixNanos)))
 	default:
 		fence, err := t.nextFence(ctx.Fence())
 		if err != nil {
@@ -168,13 +169,13 @@ func (t *Table) release(now int64, name, owner string) []byte {
 	rec, ok := t.locks[name]
 	switch {
 	case !ok:
-		return t.result(name, newOpError(codeNotHolder, "lock %s is free", quote(name)))
+		return t.result(name, codec.NewOpError(codeNotHolder, "lock %s is free", codec.Quote(name)))
 	case now >= rec.expiryUnixNanos:
-		return t.result(name, newOpError(codeNotHolder, "lease of lock %s by %s expired at %s",
-			quote(name), quote(rec.owner), formatTime(rec.expiryUnixNanos)))
+		return t.result(name, codec.NewOpError(codeNotHolder, "lease of lock %s by %s expired at %s",
+			codec.Quote(name), codec.Quote(rec.owner), formatTime(rec.expiryUnixNanos)))
 	case rec.owner != owner:
-		return t.result(name, newOpError(codeNotHolder, "lock %s is held by %s, not %s",
-			quote(name), quote(rec.owner), quote(owner)))
+		return t.result(name, codec.NewOpError(codeNotHolder, "lock %s is held by %s, not %s",
+			codec.Quote(name), codec.Quote(rec.owner), codec.Quote(owner)))
 	}
 	delete(t.locks, name)
 	return t.result(name, nil)
@@ -184,7 +185,7 @@ func (t *Table) release(now int64, name, owner string) []byte {
 // ensembleFence (see the package doc).
 func (t *Table) nextFence(ensembleFence uint64) (uint64, *opError) {
 	if t.fence == math.MaxUint64 {
-		return 0, newOpError(codeFencesExhausted, "last grant used fence %d", t.fence)
+		return 0, codec.NewOpError(codeFencesExhausted, "last grant used fence %d", t.fence)
 	}
 	return max(t.fence+1, ensembleFence), nil
 }
@@ -212,14 +213,4 @@ func expiry(now int64, ttl time.Duration) int64 {
 // formatTime renders Unix nanoseconds for an error message.
 func formatTime(unixNanos int64) string {
 	return time.Unix(0, unixNanos).UTC().Format(time.RFC3339Nano)
-}
-
-// quote renders a name or owner for an error message, shortened so that a
-// 1 KiB name does not make a 4 KiB message.
-func quote(s string) string {
-	const maxQuoted = 64
-	if len(s) > maxQuoted {
-		return fmt.Sprintf("%q... (%d bytes)", s[:maxQuoted], len(s))
-	}
-	return fmt.Sprintf("%q", s)
 }

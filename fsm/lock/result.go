@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/hasup/hasup/fsm/internal/codec"
 )
 
 // The wire format of a result:
@@ -45,9 +47,9 @@ const (
 	codeFencesExhausted
 )
 
-// sentinel returns the exported error that c names, nil for codeOK or an
+// Sentinel returns the exported error that c names, nil for codeOK or an
 // unknown code.
-func (c code) sentinel() error {
+func (c code) Sentinel() error {
 	switch c {
 	case codeBadCommand:
 		return ErrBadCommand
@@ -63,34 +65,12 @@ func (c code) sentinel() error {
 
 // opError is an operation's error as a result carries it: a code that names
 // a sentinel, and a detail for people.
-type opError struct {
-	code   code
-	detail string
-}
-
-// newOpError returns the error with code c and a formatted detail.
-func newOpError(c code, format string, args ...any) *opError {
-	return &opError{code: c, detail: fmt.Sprintf(format, args...)}
-}
-
-// Error returns the sentinel's message followed by the detail.
-func (e *opError) Error() string {
-	if e.detail == "" {
-		return e.code.sentinel().Error()
-	}
-	return e.code.sentinel().Error() + ": " + e.detail
-}
-
-// Unwrap returns the sentinel, for errors.Is.
-func (e *opError) Unwrap() error { return e.code.sentinel() }
+type opError = codec.OpError[code]
 
 // appendResult appends the encoding of res with the error err (nil for
 // success).
 func appendResult(b []byte, res Result, err *opError) []byte {
-	c, detail := codeOK, ""
-	if err != nil {
-		c, detail = err.code, err.detail
-	}
+	c, detail := codec.Status(err)
 	var expiry int64
 	if res.Owner != "" {
 		expiry = res.Expiry.UnixNano()
@@ -98,8 +78,8 @@ func appendResult(b []byte, res Result, err *opError) []byte {
 	b = append(b, wireVersion, byte(c))
 	b = binary.BigEndian.AppendUint64(b, res.Fence)
 	b = binary.BigEndian.AppendUint64(b, uint64(expiry))
-	b = appendField(b, res.Owner)
-	return appendField(b, detail)
+	b = codec.AppendField(b, res.Owner)
+	return codec.AppendField(b, detail)
 }
 
 // DecodeResult decodes the result of a command or HolderQuery. It returns
@@ -107,41 +87,33 @@ func appendResult(b []byte, res Result, err *opError) []byte {
 // ErrNotHolder or ErrFencesExhausted; the Result is still filled in then.
 // Bytes that no Table produced yield ErrBadResult.
 func DecodeResult(b []byte) (Result, error) {
-	d := decoder{b: b}
-	version, c := d.u8("version"), code(d.u8("code"))
-	fence, expiry := d.u64("fence"), int64(d.u64("expiry"))
-	owner, detail := d.field("owner"), d.field("detail")
-	d.finish()
-	checkResult(&d, version, c, fence, expiry, len(owner), len(detail))
-	if d.err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrBadResult, d.err)
+	d := codec.NewDecoder(b)
+	version, c := d.U8("version"), code(d.U8("code"))
+	fence, expiry := d.U64("fence"), int64(d.U64("expiry"))
+	owner, detail := d.Field("owner"), d.Field("detail")
+	d.Finish()
+	codec.CheckStatus(d, version, wireVersion, c, len(detail))
+	checkResult(d, fence, expiry, len(owner))
+	if d.Err() != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrBadResult, d.Err())
 	}
 	var res Result
 	if len(owner) > 0 {
 		res = Result{Owner: string(owner), Fence: fence, Expiry: time.Unix(0, expiry).UTC()}
 	}
-	if c != codeOK {
-		return res, &opError{code: c, detail: string(detail)}
-	}
-	return res, nil
+	return res, codec.ResultError(c, detail)
 }
 
-// checkResult records a problem if a structurally sound result says
-// something no Table says.
-func checkResult(d *decoder, version byte, c code, fence uint64, expiry int64, ownerBytes, detailBytes int) {
+// checkResult records a problem if a result whose structure and status are
+// sound says something about its lock that no Table says.
+func checkResult(d *codec.Decoder, fence uint64, expiry int64, ownerBytes int) {
 	switch {
-	case d.err != nil:
-	case version != wireVersion:
-		d.failf("unsupported version %d, want %d", version, wireVersion)
-	case c != codeOK && c.sentinel() == nil:
-		d.failf("unknown error code %d", c)
-	case c == codeOK && detailBytes > 0:
-		d.failf("success carries an error detail")
+	case d.Err() != nil:
 	case ownerBytes == 0 && (fence != 0 || expiry != 0):
-		d.failf("lock without an owner has fence %d and expiry %d", fence, expiry)
+		d.Failf("lock without an owner has fence %d and expiry %d", fence, expiry)
 	case ownerBytes > MaxOwnerBytes:
-		d.failf("owner of %d bytes, limit %d", ownerBytes, MaxOwnerBytes)
+		d.Failf("owner of %d bytes, limit %d", ownerBytes, MaxOwnerBytes)
 	case ownerBytes > 0 && fence == 0:
-		d.failf("lease without a fence")
+		d.Failf("lease without a fence")
 	}
 }

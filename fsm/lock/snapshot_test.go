@@ -6,13 +6,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/hasup/hasup/fsm/internal/codec"
 )
 
 // TestRestoreChecksInvariants feeds Restore images whose checksum is right
 // but whose body breaks an invariant of Table, as a buggy writer might.
 func TestRestoreChecksInvariants(t *testing.T) {
 	rec := func(name, owner string, fence uint64, expiry int64) []byte {
-		b := appendField(appendField(nil, name), owner)
+		b := codec.AppendField(codec.AppendField(nil, name), owner)
 		b = binary.BigEndian.AppendUint64(b, fence)
 		return binary.BigEndian.AppendUint64(b, uint64(expiry))
 	}
