@@ -29,6 +29,7 @@ type simEnsemble struct {
 	probed     bool           // a write was acknowledged in the liveness phase
 	epoch      uint64         // the latest epoch some replica runs
 	original   []hasup.NodeID // the members at creation
+	replaced   []hasup.NodeID // original members some reconfiguration has removed
 	topPrimary uint64         // highest fence (epoch, view) any replica was primary in
 	reconfig   *reconfig
 	configs    map[uint64][]hasup.NodeID // epoch -> its members, as replicas reported them

@@ -38,6 +38,7 @@ type Params struct {
 	ReadPct       float64 // share of gets in the workload
 	Reconfigs     int     // reconfigurations attempted during the safety phase
 	LeaseTicks    int     // 0: leases off (lease reads fall back to linearizable)
+	RotateAll     bool    // the reconfigurations replace every member of ensemble 0, one after another
 	SafetySteps   int     // minimum length of the safety phase
 	LivenessTicks int     // bound for the liveness phase, in ticks
 }
@@ -89,6 +90,10 @@ func drawParams(rng *rand.Rand) Params {
 		p.Ensembles = append(p.Ensembles, r)
 	}
 	p.ClientsMax = p.ClientsPer + rng.IntN(3) // sometimes small enough to evict
+	if p.Nodes > p.Ensembles[0] && rng.IntN(4) == 0 {
+		p.RotateAll = true
+		p.Reconfigs = p.Ensembles[0] + 2 // one per member, and room for a retry
+	}
 	return p
 }
 

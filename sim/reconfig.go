@@ -26,11 +26,14 @@ func (w *world) maybeReconfigure() {
 	if w.live || len(w.reconfigAt) == 0 || w.now < w.reconfigAt[0] {
 		return
 	}
-	w.reconfigAt = w.reconfigAt[1:]
 	e := w.ens[w.rng.IntN(len(w.ens))]
-	if e.reconfig != nil {
-		return
+	if w.p.RotateAll {
+		e = w.ens[0]
 	}
+	if e.reconfig != nil {
+		return // one at a time: try again at the next scheduled step
+	}
+	w.reconfigAt = w.reconfigAt[1:]
 	var spare []hasup.NodeID
 	for _, n := range w.nodes {
 		if n.reps[e.idx] == nil {
@@ -39,7 +42,11 @@ func (w *world) maybeReconfigure() {
 	}
 	cur := e.members
 	next, kind := []hasup.NodeID(nil), ""
-	switch choice := w.rng.IntN(4); {
+	choice := w.rng.IntN(4)
+	if w.p.RotateAll {
+		choice = 3 // replace
+	}
+	switch {
 	case choice == 0 && len(cur) == 3 && len(spare) >= 2:
 		next, kind = append(slices.Clone(cur), spare[0], spare[1]), "3to5"
 	case choice == 1 && len(cur) == 5 && e.diskFaults <= 1:
@@ -125,6 +132,14 @@ func (e *simEnsemble) driveReconfig() {
 			e.members = slices.Clone(rc.members)
 			e.f = len(rc.members) / 2
 			w.res.Reconfigs++
+			for _, m := range e.original {
+				if !slices.Contains(e.members, m) && !slices.Contains(e.replaced, m) {
+					e.replaced = append(e.replaced, m)
+					if len(e.replaced) == len(e.original) {
+						w.res.Faults["reconfigs_rotated_all"]++ // every original member has been replaced once
+					}
+				}
+			}
 		}
 		if slices.Contains(rc.members, rep.node.id) && (st.Epoch < rc.epoch || st.Mode == ensemble.ModeJoining) {
 			done = false

@@ -57,7 +57,7 @@ func TestSimulation(t *testing.T) {
 		staleReads += r.StaleReads
 		_ = binary.Write(trace, binary.LittleEndian, r.Trace)
 		if *flagV {
-			t.Logf("seed %d: nodes=%d ens=%v ops=%d acked=%d commit=%v steps=%d faults=%v", r.Seed, r.Params.Nodes, r.Params.Ensembles, r.Ops, r.Acked, r.CommittedPerEns, r.Steps, r.Faults)
+			t.Logf("seed %d: nodes=%d ens=%v rotate=%v ops=%d acked=%d commit=%v steps=%d faults=%v", r.Seed, r.Params.Nodes, r.Params.Ensembles, r.Params.RotateAll, r.Ops, r.Acked, r.CommittedPerEns, r.Steps, r.Faults)
 		}
 		if r.Anomaly != "" || r.Lost > 0 {
 			anomalies++

@@ -200,7 +200,8 @@ func (w *world) run() {
 	safetyEnd := int64(w.p.SafetySteps)
 	capSteps := 10 * safetyEnd
 	for ; ; w.now++ {
-		if !w.live && w.now >= safetyEnd && (w.commitTargetReached() || w.now >= capSteps) {
+		rotating := w.p.RotateAll && (len(w.reconfigAt) > 0 || w.ens[0].reconfig != nil)
+		if !w.live && w.now >= safetyEnd && ((w.commitTargetReached() && !rotating) || w.now >= capSteps) {
 			w.res.CommitTargetMissed = !w.commitTargetReached()
 			w.startLiveness()
 			break
