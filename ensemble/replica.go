@@ -225,8 +225,10 @@ func (r *Replica) Tick() {
 }
 
 // Step feeds the replica one message from a peer. Messages for another
-// ensemble or addressed to another node are dropped; so are messages from
-// an older epoch.
+// ensemble or addressed to another node are dropped, malformed ones are
+// counted (Status().Rejected). A message from an older epoch is answered
+// with the news of this one; one from a later epoch makes this replica
+// fetch the committed state that takes it there (epoch.go).
 func (r *Replica) Step(m Message) {
 	r.checkNotInReady()
 	if m.Ensemble != r.cfg.Ensemble || m.To != r.self || m.From == "" || m.From == r.self {
@@ -292,10 +294,6 @@ func (r *Replica) Step(m Message) {
 		r.onRecovery(m)
 	case MsgRecoveryResponse:
 		r.onRecoveryResponse(m)
-	case MsgGetState:
-		r.onGetState(m)
-	case MsgNewState:
-		r.onNewState(m)
 	}
 }
 
