@@ -46,13 +46,8 @@ import (
 // is invalid; otherwise a Reply with id follows once the op commits.
 func (r *Replica) Reconfigure(id uint64, members []hasup.NodeID) error {
 	r.checkNotInReady()
-	switch {
-	case r.mode == ModeRecovering:
-		return ErrRecovering
-	case !r.isPrimary():
-		return ErrNotPrimary
-	case r.sealed() || r.queuedReconfig():
-		return ErrReconfiguring
+	if err := r.canOrder(); err != nil {
+		return err
 	}
 	if err := checkMembers(members); err != nil {
 		return err

@@ -91,6 +91,22 @@ func (r *Replica) failWaiters(err error) {
 // cannot fit a batch; otherwise a Reply with p.ID follows in a later Ready.
 func (r *Replica) Propose(p Proposal) error {
 	r.checkNotInReady()
+	if err := r.canOrder(); err != nil {
+		return err
+	}
+	switch {
+	case len(p.Cmd)+64 > r.cfg.BatchBytes:
+		return ErrTooLarge
+	case len(r.primary.queue) >= r.cfg.ProposalsMax:
+		return ErrBusy
+	}
+	r.primary.queue = append(r.primary.queue, p)
+	return nil
+}
+
+// canOrder says whether this replica may take a new op to order now: it
+// is the primary of a normal view and no reconfiguration is pending.
+func (r *Replica) canOrder() error {
 	switch {
 	case r.mode == ModeRecovering:
 		return ErrRecovering
@@ -98,12 +114,7 @@ func (r *Replica) Propose(p Proposal) error {
 		return ErrNotPrimary
 	case r.sealed() || r.queuedReconfig():
 		return ErrReconfiguring
-	case len(p.Cmd)+64 > r.cfg.BatchBytes:
-		return ErrTooLarge
-	case len(r.primary.queue) >= r.cfg.ProposalsMax:
-		return ErrBusy
 	}
-	r.primary.queue = append(r.primary.queue, p)
 	return nil
 }
 
