@@ -93,6 +93,13 @@ type Config struct {
 	// cover 1 + LeaseTicks*rho for a relative drift rate rho. Default 2
 	// (rho up to 12% with LeaseTicks 8).
 	DriftMarginTicks int
+	// QuiesceTicks: a primary with nothing to do for this many ticks asks
+	// its backups to quiesce, and the ensemble stops heartbeating until
+	// something happens (quiesce.go). The runtime must then watch the
+	// members' nodes and Wake the replica when one goes quiet. 0, the
+	// default, never quiesces: right for the simulator's plain runs and
+	// for an ensemble whose primary must hold its lease continuously.
+	QuiesceTicks int
 }
 
 // DefaultConfig returns a Config with every tuning field at its default and
@@ -151,6 +158,9 @@ func (c *Config) Validate() error {
 	if c.LeaseTicks < 0 || c.LeaseTicks >= c.ViewChangeTicks || (c.LeaseTicks > 0 && (c.DriftMarginTicks < 1 || c.DriftMarginTicks >= c.LeaseTicks)) {
 		return fmt.Errorf("ensemble config %s: LeaseTicks %d must be 0 or in (DriftMarginTicks, ViewChangeTicks), DriftMarginTicks %d at least 1",
 			c.Ensemble, c.LeaseTicks, c.DriftMarginTicks)
+	}
+	if c.QuiesceTicks < 0 {
+		return fmt.Errorf("ensemble config %s: QuiesceTicks %d < 0", c.Ensemble, c.QuiesceTicks)
 	}
 	seen := map[hasup.NodeID]bool{}
 	for _, m := range c.Members {

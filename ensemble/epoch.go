@@ -49,6 +49,7 @@ func (r *Replica) Reconfigure(id uint64, members []hasup.NodeID) error {
 	if err := r.canOrder(); err != nil {
 		return err
 	}
+	r.wake()
 	if err := checkMembers(members); err != nil {
 		return err
 	}

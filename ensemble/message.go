@@ -45,8 +45,8 @@ func (t MsgType) String() string {
 //   - PREPAREOK: View, Op (the sender holds every op <= Op durably); Stamp
 //     and Nonce echoed.
 //   - COMMIT: View, Commit, LogStart (the first op the primary still holds),
-//     Round (heartbeat and read-confirmation round), Stamp, Nonce.
-//   - COMMITOK: View, Round; Stamp and Nonce echoed.
+//     Round (heartbeat and read-confirmation round), Stamp, Nonce, Quiesce.
+//   - COMMITOK: View, Round; Stamp and Nonce echoed; Quiesce and Op.
 //   - STARTVIEWCHANGE: View.
 //   - DOVIEWCHANGE: View, LastNormalView, Op, Commit, LogStart, Entries (the
 //     sender's log from LogStart to Op).
@@ -86,10 +86,13 @@ type Message struct {
 
 	WantCheckpoint bool
 	Committed      bool
-	CheckpointOp   uint64
-	Offset         uint64
-	Total          uint64
-	Data           []byte
+	// Quiesce: in a primary's COMMIT, "nothing to do: quiesce"; in a
+	// COMMITOK, "quiescent at Op" (quiesce.go).
+	Quiesce      bool
+	CheckpointOp uint64
+	Offset       uint64
+	Total        uint64
+	Data         []byte
 }
 
 func (m Message) String() string {

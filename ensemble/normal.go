@@ -36,6 +36,9 @@ type primaryState struct {
 	inflight    []uint64            // last op of each batch prepared but not committed
 	waiters     map[uint64][]uint64 // op -> caller IDs (a retry may join a waiting caller)
 	reads       readState
+	idleTicks   int      // primary ticks in a row with nothing to do (quiesce.go)
+	wokeAt      uint64   // now when it last woke from quiescence
+	quiesceAt   []uint64 // per member index: 1 + the op at which it agreed to quiesce
 }
 
 // becomeNormal (re)initialises the per-view state of a replica that is
@@ -94,6 +97,7 @@ func (r *Replica) Propose(p Proposal) error {
 	if err := r.canOrder(); err != nil {
 		return err
 	}
+	r.wake()
 	switch {
 	case len(p.Cmd)+64 > r.cfg.BatchBytes:
 		return ErrTooLarge
@@ -298,7 +302,11 @@ func (r *Replica) onCommit(m Message) {
 		r.setCommit(m.Commit)
 	}
 	// Any replica in the view vouches that the view is current, for reads.
-	r.ackPrimary(m, Message{Type: MsgCommitOK, Round: m.Round})
+	ack := Message{Type: MsgCommitOK, Round: m.Round}
+	if r.maybeQuiesceBackup(m) {
+		ack.Quiesce, ack.Op = true, r.op
+	}
+	r.ackPrimary(m, ack)
 }
 
 func (r *Replica) tickPrimary() {
@@ -308,6 +316,7 @@ func (r *Replica) tickPrimary() {
 		r.startViewChange(r.view + 1)
 		return
 	}
+	quiesce := r.tickQuiesce()
 	r.heartbeatTick++
 	if r.heartbeatTick < r.cfg.HeartbeatTicks {
 		return
@@ -325,7 +334,7 @@ func (r *Replica) tickPrimary() {
 				r.send(Message{Type: MsgPrepare, To: id, View: r.view, Commit: r.commit, Entries: r.entriesFrom(lo, hi)})
 			}
 		}
-		r.send(Message{Type: MsgCommit, To: id, View: r.view, Commit: r.commit, LogStart: r.ckpt.Op + 1, Round: r.primary.reads.round})
+		r.send(Message{Type: MsgCommit, To: id, View: r.view, Commit: r.commit, LogStart: r.ckpt.Op + 1, Round: r.primary.reads.round, Quiesce: quiesce})
 	}
 }
 
@@ -333,7 +342,7 @@ func (r *Replica) tickPrimary() {
 // acknowledged anything (etcd-raft's CheckQuorum).
 func (r *Replica) lostQuorum() bool {
 	window := uint64(2 * r.cfg.ViewChangeTicks)
-	if r.f == 0 || r.now-r.primary.startedAt < window {
+	if r.f == 0 || r.now-max(r.primary.startedAt, r.primary.wokeAt) < window {
 		return false
 	}
 	heard := 0

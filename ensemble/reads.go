@@ -85,6 +85,12 @@ func (r *Replica) ReadAt(q ReadRequest) error {
 		return fmt.Errorf("ensemble: unknown read mode %d", q.Mode)
 	case !r.isPrimary():
 		return ErrNotPrimary
+	case r.quiescent:
+		// Its lease ran out while it was quiescent; a confirmed read starts
+		// heartbeats again, and a lease with them.
+		r.wake()
+	}
+	switch {
 	case q.Mode == ReadLease:
 		return r.readLease(q)
 	case len(r.primary.reads.pending) >= r.cfg.ReadsMax:
@@ -176,7 +182,13 @@ func (r *Replica) maybeStartRound() {
 
 // onCommitOK counts a replica's confirmation that the view is current.
 func (r *Replica) onCommitOK(m Message) {
-	if !r.isPrimary() || m.View != r.view || m.Round == 0 {
+	if !r.isPrimary() || m.View != r.view {
+		return
+	}
+	if m.Quiesce {
+		defer r.onQuiesceAck(m)
+	}
+	if m.Round == 0 {
 		return
 	}
 	r.onLeaseEcho(m)

@@ -65,6 +65,7 @@ type Replica struct {
 	ticks         int    // ticks since the last event that resets the current timer
 	timeout       int    // current randomised view-change timeout
 	heartbeatTick int
+	quiescent     bool // see quiesce.go
 
 	primary primaryState
 	vc      viewChangeState
@@ -203,6 +204,9 @@ func (r *Replica) Tick() {
 	r.checkNotInReady()
 	r.ticks++
 	r.now++
+	if r.quiescent {
+		return // no timer work (quiesce.go)
+	}
 	defer r.maybeEnterEpoch()
 	switch {
 	case r.mode == ModeRetired:
@@ -237,6 +241,17 @@ func (r *Replica) Step(m Message) {
 	if err := validate(m); err != nil {
 		r.rejectWhy(err.Error())
 		return
+	}
+	if r.quiescent {
+		if r.isPrimary() && m.Type == MsgCommitOK && m.Quiesce {
+			return // a late or duplicate agreement to the quiescence in place
+		}
+		r.wake()
+	}
+	if r.primary.quiesceAt != nil && !(m.Type == MsgCommitOK && m.Quiesce) {
+		if i := r.indexOf(m.From); i >= 0 {
+			r.primary.quiesceAt[i] = 0 // it has said something since agreeing
+		}
 	}
 	defer r.maybeEnterEpoch()
 	// Messages that cross epochs first (epoch.go), then the epoch's own.
@@ -346,7 +361,7 @@ func (r *Replica) Status() Status {
 		CheckpointOp: r.ckpt.Op, Primary: r.primaryOf(r.view), IsPrimary: r.isPrimary(),
 		Transferring: r.xfer.active, Rejected: r.rejected, LastRejection: r.whyReject,
 		Fence: Fence(r.epoch, r.view), Now: r.now, HoldsLease: r.HoldsLease(),
-		Members: slices.Clone(r.members), Stopped: r.stopped,
+		Members: slices.Clone(r.members), Stopped: r.stopped, Quiescent: r.quiescent,
 	}
 }
 

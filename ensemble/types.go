@@ -213,6 +213,7 @@ type Status struct {
 	HoldsLease     bool         // primary with a valid lease (see HoldsLease)
 	Members        []hasup.NodeID
 	Stopped        bool // retired, and the new epoch runs: the replica may be deleted
+	Quiescent      bool // idle: no heartbeats, no timers (quiesce.go)
 }
 
 // Fence packs an epoch and a view into one fencing token that grows with

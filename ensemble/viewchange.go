@@ -27,6 +27,7 @@ func (v *viewChangeState) reset(view uint64) {
 func (r *Replica) SuspectPrimary() {
 	r.checkNotInReady()
 	if r.mode == ModeNormal && r.primaryOf(r.view) != r.self {
+		r.wake()
 		r.suspected = true // acknowledge nothing more: no new promises
 		if !r.promising() {
 			r.startViewChange(r.view + 1)

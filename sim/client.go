@@ -354,6 +354,11 @@ func (c *client) finishOp(out opOutput, logOp uint64, unknown bool) {
 	op := c.op
 	c.op = nil
 	c.nextAt = w.now + int64(w.rng.IntN(20))
+	if w.p.IdlePct > 0 && w.rng.Float64() < w.p.IdlePct {
+		// A pause long enough for the ensemble to quiesce.
+		c.nextAt += int64((20 + w.rng.IntN(200)) * w.p.TickSteps)
+		w.res.Faults["client_pauses"]++
+	}
 	ret := w.now
 	if unknown {
 		ret = math.MaxInt64

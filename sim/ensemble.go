@@ -179,6 +179,27 @@ func (e *simEnsemble) checkLeases() {
 	}
 }
 
+// checkQuiescence: a quiescent replica holds its whole log committed and
+// applied, and quiescent replicas of one view hold the same log.
+func (e *simEnsemble) checkQuiescence() {
+	var ref *ensemble.Status
+	for _, rep := range e.replicas {
+		if !rep.node.up || !rep.r.Quiescent() {
+			continue
+		}
+		st := rep.r.Status()
+		if st.Mode != ensemble.ModeNormal || st.Commit != st.Op || st.Applied != st.Op {
+			e.w.fail("ensemble %s: %s quiescent in mode %v with op %d commit %d applied %d", e.name, rep.node.id, st.Mode, st.Op, st.Commit, st.Applied)
+		}
+		if ref != nil && ref.Epoch == st.Epoch && ref.View == st.View && ref.Op != st.Op {
+			e.w.fail("ensemble %s: quiescent in e%d v%d at op %d (%s) and op %d (%s)", e.name, st.Epoch, st.View, ref.Op, ref.ID, st.Op, st.ID)
+		}
+		if ref == nil {
+			ref = &st
+		}
+	}
+}
+
 // checkHasAcked checks that a new primary's log holds every acknowledged op.
 // It reports the lowest offending op, so a failing seed prints the same text
 // every time.

@@ -152,6 +152,9 @@ func (w *world) maybeDamageDisk(n *simNode) {
 func (w *world) restartNode(n *simNode) {
 	n.up = true
 	n.restartAt = 0
+	for i := range n.heard {
+		n.heard[i] = w.now // a restarted runtime starts its silence clocks afresh
+	}
 	for i, rep := range n.reps {
 		if rep == nil {
 			continue
@@ -171,6 +174,9 @@ func (w *world) restartNode(n *simNode) {
 // good. Clients finish their operations and start no new ones.
 func (w *world) startLiveness() {
 	w.live = true
+	for _, c := range w.clients {
+		c.nextAt = min(c.nextAt, w.now) // end the pauses
+	}
 	w.blocked = map[[2]int]bool{}
 	w.p.DropPct = min(w.p.DropPct, 0.05)
 	w.p.SpikePct, w.p.CorruptPct = 0, 0

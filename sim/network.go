@@ -59,3 +59,49 @@ func (w *world) deliver(to *simNode, m ensemble.Message) {
 	}
 	rep.input(func() { rep.r.Step(m) })
 }
+
+// nodeHeartbeats is the runtime's failure detection for quiescent
+// ensembles (supervisor/host): every PingTicks a node sends one heartbeat to
+// each other node over the same faulty network, and wakes each of its
+// quiescent replicas that has a member it has not heard from for
+// NodeSilence ticks; and every RefreshTicks it wakes all of them, which
+// bounds how long one that missed a message (say, the op that removed it
+// from its ensemble) stays behind.
+func (w *world) nodeHeartbeats(n *simNode) {
+	if w.p.QuiesceTicks == 0 {
+		return
+	}
+	n.ticks++
+	if n.ticks%w.p.PingTicks == 0 {
+		for _, to := range w.nodes {
+			if to == n || w.blocked[[2]int{n.idx, to.idx}] || w.rng.Float64() < w.p.DropPct {
+				continue
+			}
+			from := n.idx
+			w.schedule(w.delay(), func() {
+				if to.up {
+					to.heard[from] = w.now
+				}
+			})
+		}
+	}
+	silence := int64(w.p.NodeSilence * w.p.TickSteps)
+	refresh := n.ticks%w.p.RefreshTicks == 0
+	for _, rep := range n.reps {
+		if rep == nil || !rep.r.Quiescent() {
+			continue
+		}
+		if refresh {
+			w.res.Faults["quiescent_refreshes"]++
+			rep.input(rep.r.Wake)
+			continue
+		}
+		for _, id := range rep.r.Status().Members {
+			if m := w.node(id); m != n && w.now-n.heard[m.idx] > silence {
+				w.res.Faults["quiescent_wakes"]++
+				rep.input(rep.r.Wake)
+				break
+			}
+		}
+	}
+}

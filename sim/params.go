@@ -39,6 +39,11 @@ type Params struct {
 	Reconfigs     int     // reconfigurations attempted during the safety phase
 	LeaseTicks    int     // 0: leases off (lease reads fall back to linearizable)
 	RotateAll     bool    // the reconfigurations replace every member of ensemble 0, one after another
+	QuiesceTicks  int     // 0: ensembles never quiesce; else idle ticks before they do
+	PingTicks     int     // with quiescence: ticks between node-pair heartbeats
+	NodeSilence   int     // with quiescence: ticks without a node's heartbeat before its ensembles wake
+	RefreshTicks  int     // with quiescence: ticks between the runtime's routine wakes of its quiescent replicas
+	IdlePct       float64 // chance that a client pauses for a long while after an op
 	SafetySteps   int     // minimum length of the safety phase
 	LivenessTicks int     // bound for the liveness phase, in ticks
 }
@@ -90,6 +95,15 @@ func drawParams(rng *rand.Rand) Params {
 		p.Ensembles = append(p.Ensembles, r)
 	}
 	p.ClientsMax = p.ClientsPer + rng.IntN(3) // sometimes small enough to evict
+	if rng.IntN(2) == 0 {
+		// Quiescence (ensemble/quiesce.go) with the runtime's node-pair
+		// heartbeats, and clients that pause long enough for it.
+		p.QuiesceTicks = 1 + rng.IntN(8)
+		p.PingTicks = 1 + rng.IntN(4)
+		p.NodeSilence = 2*p.PingTicks + rng.IntN(3*p.ViewChangeTick)
+		p.IdlePct = 0.01 + rng.Float64()*0.1
+		p.RefreshTicks = 20 + rng.IntN(100)
+	}
 	if p.Nodes > p.Ensembles[0] && rng.IntN(4) == 0 {
 		p.RotateAll = true
 		p.Reconfigs = p.Ensembles[0] + 2 // one per member, and room for a retry

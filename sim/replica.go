@@ -27,6 +27,7 @@ func (rep *simReplica) start(bootstrap bool) {
 	cfg.PipelineMax = w.p.PipelineMax
 	cfg.BatchOps = w.p.BatchOps
 	cfg.LeaseTicks = w.p.LeaseTicks
+	cfg.QuiesceTicks = w.p.QuiesceTicks
 	cfg.Bootstrap = bootstrap
 	if !bootstrap {
 		dur, err := rep.disk.load()

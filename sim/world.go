@@ -79,6 +79,8 @@ type simNode struct {
 	period      float64       // steps between this node's ticks: its clock rate
 	nextTick    float64       // step of its next tick
 	reps        []*simReplica // by ensemble index; nil where not a member
+	heard       []int64       // by node index: step of the last node heartbeat from it
+	ticks       int           // ticks since the start, for node heartbeats
 }
 
 type simReplica struct {
@@ -150,6 +152,7 @@ func newWorld(seed uint64) *world {
 	}
 	for _, n := range w.nodes {
 		n.reps = make([]*simReplica, len(w.ens))
+		n.heard = make([]int64, len(w.nodes))
 	}
 	for i := 0; i < w.p.Reconfigs; i++ {
 		w.reconfigAt = append(w.reconfigAt, int64(200+rng.IntN(w.p.SafetySteps)))
@@ -255,6 +258,7 @@ func (w *world) step() {
 				rep.input(rep.r.Tick)
 			}
 		}
+		w.nodeHeartbeats(n)
 	}
 	for _, c := range w.clients {
 		c.step()
@@ -271,6 +275,7 @@ func (w *world) step() {
 	}
 	for _, e := range w.ens {
 		e.checkLeases()
+		e.checkQuiescence()
 	}
 }
 

@@ -56,7 +56,8 @@ const minEntryBytes = 10
 const (
 	flagWantCheckpoint = 1 << iota
 	flagCommitted
-	flagsKnown = flagWantCheckpoint | flagCommitted
+	flagQuiesce
+	flagsKnown = flagWantCheckpoint | flagCommitted | flagQuiesce
 )
 
 // AppendEntry appends the encoding of e to b.
@@ -144,6 +145,9 @@ func AppendMessage(b []byte, m ensemble.Message) []byte {
 	if m.Committed {
 		flags |= flagCommitted
 	}
+	if m.Quiesce {
+		flags |= flagQuiesce
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, m.CheckpointOp)
 	b = binary.AppendUvarint(b, m.Offset)
@@ -185,6 +189,7 @@ func DecodeMessage(b []byte) (ensemble.Message, error) {
 	}
 	m.WantCheckpoint = flags&flagWantCheckpoint != 0
 	m.Committed = flags&flagCommitted != 0
+	m.Quiesce = flags&flagQuiesce != 0
 	m.CheckpointOp = d.uvarint("checkpoint op")
 	m.Offset = d.uvarint("offset")
 	m.Total = d.uvarint("total")

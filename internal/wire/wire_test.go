@@ -30,7 +30,7 @@ func fullMessage() ensemble.Message {
 	return ensemble.Message{Type: ensemble.MsgNewState, Ensemble: "ens-1", Epoch: 4, From: "n1", To: "n2",
 		View: 5, Op: 6, Commit: 7, LastNormalView: 8, LogStart: 9,
 		Entries: []ensemble.Entry{fullEntry(9), fullEntry(10), {Op: 11, Kind: ensemble.EntryRequest}},
-		Round:   10, Nonce: 11, Stamp: 12, Lag: 13, WantCheckpoint: true, Committed: true,
+		Round:   10, Nonce: 11, Stamp: 12, Lag: 13, WantCheckpoint: true, Committed: true, Quiesce: true,
 		CheckpointOp: 14, Offset: 15, Total: 16, Data: []byte{0, 1, 2, 0xff}}
 }
 
@@ -185,8 +185,8 @@ func TestDecodeMalformedTable(t *testing.T) {
 			"entries count 6 exceeds what 59 bytes left can hold"},
 		{"message ensemble too long", decoders["message"].decode, append(uv([]byte{Version, 1}, 5), 'a', 'b'),
 			"message: ensemble length 5 exceeds 2 bytes left"},
-		{"message unknown flags", decoders["message"].decode, append(uv(messageUpToEntries(0), 1, 2, 3, 4), 0x04),
-			"message: flags: unknown bits 0x4"},
+		{"message unknown flags", decoders["message"].decode, append(uv(messageUpToEntries(0), 1, 2, 3, 4), 0x08),
+			"message: flags: unknown bits 0x8"},
 		{"message data too long", decoders["message"].decode, uv(append(uv(messageUpToEntries(0), 1, 2, 3, 4), 0), 1, 2, 3, 7, 0),
 			"message: data length 7 exceeds 1 bytes left"},
 		{"hard state member count huge", decoders["hard state"].decode, uv([]byte{Version}, 1, 1000, 0, 0),
@@ -326,7 +326,7 @@ func randomMessage(rng *rand.Rand) ensemble.Message {
 		Epoch: randomUint(rng), From: hasup.NodeID(randomString(rng)), To: hasup.NodeID(randomString(rng)),
 		View: randomUint(rng), Op: randomUint(rng), Commit: randomUint(rng), LastNormalView: randomUint(rng),
 		LogStart: randomUint(rng), Entries: randomEntries(rng), Round: randomUint(rng), Nonce: randomUint(rng),
-		Stamp: randomUint(rng), Lag: randomUint(rng), WantCheckpoint: rng.IntN(2) == 0, Committed: rng.IntN(2) == 0,
+		Stamp: randomUint(rng), Lag: randomUint(rng), WantCheckpoint: rng.IntN(2) == 0, Committed: rng.IntN(2) == 0, Quiesce: rng.IntN(2) == 0,
 		CheckpointOp: randomUint(rng), Offset: randomUint(rng), Total: randomUint(rng), Data: randomBytes(rng)}
 }
 
