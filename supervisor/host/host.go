@@ -11,7 +11,10 @@
 package host
 
 import (
+	"cmp"
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,15 +47,38 @@ type Config struct {
 	// TickInterval is the length of a protocol tick. Default 10ms.
 	TickInterval time.Duration
 	// Replica is the template for every replica's tuning (identity fields
-	// are filled in per ensemble). Default ensemble.DefaultConfig().
+	// are filled in per ensemble). Default ensemble.DefaultConfig() with
+	// QuiesceTicks DefaultQuiesceTicks.
 	Replica ensemble.Config
-	// Seed seeds the node's randomness (view-change timeouts, nonces).
+	// PingTicks: ticks between the node's heartbeats to each peer node (one
+	// per node pair, whatever the number of ensembles). Default 5.
+	PingTicks int
+	// SilenceTicks: a peer node not heard from (any message) for this many
+	// ticks has its quiescent ensembles woken here, so that their ordinary
+	// timeouts run. Default 30: several lost heartbeats.
+	SilenceTicks int
+	// RefreshTicks: a replica quiescent for this long is woken anyway,
+	// which bounds how long one that missed a message stays behind
+	// (ensemble/quiesce.go). Default 3000 (30 s at 10ms ticks).
+	RefreshTicks int
+	// BatchMax bounds the events (messages, calls) the loop takes before
+	// one group commit. Default 4096.
+	BatchMax int
+	// Seed is mixed into the node's randomness (view-change timeouts,
+	// session IDs, incarnations, recovery nonces), together with fresh
+	// entropy at every New: those IDs must differ between two runs of the
+	// same node, or a restarted node would reuse its old client session
+	// and have new requests answered from the old ones' replies.
 	Seed uint64
 	// Clock returns Unix nanoseconds, the time a primary gives the FSM.
 	// Default time.Now.
 	Clock  func() int64
 	Logger *slog.Logger
 }
+
+// DefaultQuiesceTicks is the idle time, in ticks, after which the host's
+// ensembles quiesce unless Config.Replica says otherwise.
+const DefaultQuiesceTicks = 10
 
 // Spec says how to start a local replica.
 type Spec struct {
@@ -64,6 +90,9 @@ type Spec struct {
 	Bootstrap bool
 	// Join: a new member added by a reconfiguration (see ensemble.Config).
 	Join bool
+	// NoQuiesce keeps the ensemble heartbeating while idle, so that its
+	// primary holds its lease continuously (singleton workers need that).
+	NoQuiesce bool
 }
 
 // Node runs the local replicas of one node.
@@ -73,15 +102,22 @@ type Node struct {
 	reqs     chan func()
 	done     chan struct{}
 	replicas map[hasup.EnsembleName]*local
-	names    []hasup.EnsembleName // sorted: the loop visits replicas in a fixed order
 	nextID   uint64
 	waiters  map[uint64]chan ensemble.Reply
+	loop     loopState
 }
 
 type local struct {
+	name    hasup.EnsembleName
 	r       *ensemble.Replica
 	session uint64 // this node's client session in the ensemble (0: none yet)
 	request uint64
+	// Loop bookkeeping (loop.go).
+	touched bool           // listed in loopState.touched
+	active  int            // index in loopState.active, or -1 while quiet
+	quietAt uint64         // node tick when it went quiet
+	clockAt uint64         // node tick its clock has caught up with while quiet
+	members []hasup.NodeID // its members when it went quiet
 }
 
 // New returns a node; Run starts it.
@@ -94,6 +130,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Replica.ViewChangeTicks == 0 {
 		cfg.Replica = ensemble.DefaultConfig()
+		cfg.Replica.QuiesceTicks = DefaultQuiesceTicks
+	}
+	cfg.PingTicks = cmp.Or(cfg.PingTicks, 5)
+	cfg.SilenceTicks = cmp.Or(cfg.SilenceTicks, 30)
+	cfg.RefreshTicks = cmp.Or(cfg.RefreshTicks, 3000)
+	cfg.BatchMax = cmp.Or(cfg.BatchMax, 4096)
+	if cfg.PingTicks < 1 || cfg.SilenceTicks <= cfg.PingTicks || cfg.RefreshTicks < 1 || cfg.BatchMax < 1 {
+		return nil, fmt.Errorf("host: PingTicks %d, SilenceTicks %d (above PingTicks), RefreshTicks %d and BatchMax %d must be positive",
+			cfg.PingTicks, cfg.SilenceTicks, cfg.RefreshTicks, cfg.BatchMax)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = func() int64 { return time.Now().UnixNano() }
@@ -102,93 +147,20 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Node{
-		cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(len(cfg.ID)))),
+		cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed^entropy(), entropy())),
 		reqs: make(chan func(), 1024), done: make(chan struct{}),
 		replicas: map[hasup.EnsembleName]*local{}, waiters: map[uint64]chan ensemble.Reply{},
+		loop: loopState{heard: map[hasup.NodeID]uint64{}, silent: map[hasup.NodeID]bool{}},
 	}, nil
 }
 
-// Run drives the node until ctx ends. It returns nil then.
-func (n *Node) Run(ctx context.Context) error {
-	defer close(n.done)
-	tick := time.NewTicker(n.cfg.TickInterval)
-	defer tick.Stop()
-	recv := n.cfg.Transport.Receive()
-	for {
-		select {
-		case <-ctx.Done():
-			n.failAll(ErrStopped)
-			return nil
-		case <-tick.C:
-			for _, name := range n.names {
-				n.replicas[name].r.Tick()
-			}
-		case m, ok := <-recv:
-			if !ok {
-				n.failAll(ErrStopped)
-				return nil
-			}
-			if l := n.replicas[m.Ensemble]; l != nil {
-				l.r.Step(m)
-			}
-		case f := <-n.reqs:
-			f()
-		}
-		if err := n.flush(); err != nil {
-			// Storage failed: nothing unsynced may be acknowledged, so the
-			// node stops rather than go on.
-			n.cfg.Logger.Error("storage commit failed; stopping the node", "node", n.cfg.ID, "err", err)
-			n.failAll(err)
-			return err
-		}
+// entropy returns 64 random bits from the operating system.
+func entropy() uint64 {
+	var b [8]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("host: no entropy: %v", err)) // crypto/rand does not fail on Linux
 	}
-}
-
-// flush executes every pending Ready: one store commit for all of them,
-// then messages, answers and Advance.
-func (n *Node) flush() error {
-	var rds []ensemble.Ready
-	var owners []*local
-	var writes []store.Write
-	for _, name := range n.names {
-		l := n.replicas[name]
-		if !l.r.HasReady() {
-			continue
-		}
-		rd := l.r.Ready()
-		rds, owners = append(rds, rd), append(owners, l)
-		if w := store.WriteOf(name, rd); !w.Empty() {
-			writes = append(writes, w)
-		}
-	}
-	if len(rds) == 0 {
-		return nil
-	}
-	if len(writes) > 0 {
-		if err := n.cfg.Store.Commit(writes); err != nil {
-			return err
-		}
-	}
-	for i, rd := range rds {
-		for _, m := range rd.Messages {
-			n.cfg.Transport.Send(m)
-		}
-		for _, rp := range rd.Replies {
-			if ch, ok := n.waiters[rp.ID]; ok {
-				delete(n.waiters, rp.ID)
-				ch <- rp
-			}
-		}
-		owners[i].r.Advance()
-	}
-	return nil
-}
-
-func (n *Node) failAll(err error) {
-	for id, ch := range n.waiters {
-		delete(n.waiters, id)
-		ch <- ensemble.Reply{ID: id, Err: err}
-	}
+	return binary.LittleEndian.Uint64(b[:])
 }
 
 // do runs f on the loop and waits for it.
@@ -244,21 +216,29 @@ func (n *Node) start(spec Spec) error {
 	default:
 		cfg.Bootstrap, cfg.Join = spec.Bootstrap, spec.Join
 	}
+	if spec.NoQuiesce {
+		cfg.QuiesceTicks = 0
+	}
 	r, err := ensemble.New(cfg)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", spec.Name, err)
 	}
-	n.replicas[spec.Name] = &local{r: r}
-	n.names = append(n.names, spec.Name)
-	slices.Sort(n.names)
+	l := &local{name: spec.Name, r: r, active: len(n.loop.active), members: slices.Clone(spec.Members)}
+	n.replicas[spec.Name] = l
+	n.loop.active = append(n.loop.active, l)
+	n.loop.peersDirty = true
+	n.touch(l)
 	return nil
 }
 
 // Stop stops a local replica (its durable state stays in the store).
 func (n *Node) Stop(ctx context.Context, name hasup.EnsembleName) error {
 	return n.do(ctx, func() {
-		delete(n.replicas, name)
-		n.names = slices.DeleteFunc(n.names, func(x hasup.EnsembleName) bool { return x == name })
+		if l := n.replicas[name]; l != nil {
+			n.deactivate(l)
+			delete(n.replicas, name)
+			n.loop.peersDirty = true
+		}
 	})
 }
 
@@ -268,6 +248,7 @@ func (n *Node) Status(ctx context.Context, name hasup.EnsembleName) (ensemble.St
 	err := ErrNotFound
 	if e := n.do(ctx, func() {
 		if l := n.replicas[name]; l != nil {
+			n.catchUp(l)
 			st, err = l.r.Status(), nil
 		}
 	}); e != nil {
@@ -320,10 +301,18 @@ func (n *Node) resetSession(ctx context.Context, name hasup.EnsembleName) {
 	})
 }
 
-// Read reads the FSM in the given mode (see ensemble.ReadMode).
+// Read reads the FSM in the given mode (see ensemble.ReadMode). A lease
+// read at a primary without a lease (say, one whose ensemble was
+// quiescent) is served as a linearizable read instead.
 func (n *Node) Read(ctx context.Context, name hasup.EnsembleName, q []byte, mode ensemble.ReadMode) ([]byte, error) {
 	rp, err := n.call(ctx, name, func(l *local, id uint64) error {
-		return l.r.ReadAt(ensemble.ReadRequest{ID: id, Query: q, Mode: mode, MaxLagOps: ^uint64(0) >> 1, MaxLagTicks: ^uint64(0) >> 1})
+		req := ensemble.ReadRequest{ID: id, Query: q, Mode: mode, MaxLagOps: ^uint64(0) >> 1, MaxLagTicks: ^uint64(0) >> 1}
+		err := l.r.ReadAt(req)
+		if errors.Is(err, ensemble.ErrNoLease) {
+			req.Mode = ensemble.ReadLinearizable
+			err = l.r.ReadAt(req)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -346,6 +335,8 @@ func (n *Node) call(ctx context.Context, name hasup.EnsembleName, submit func(*l
 		}
 		n.nextID++
 		id = n.nextID
+		n.activate(l)
+		n.touch(l)
 		serr = submit(l, id)
 		if serr == nil || errors.Is(serr, errRegistering) {
 			n.waiters[id] = ch

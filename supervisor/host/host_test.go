@@ -28,14 +28,19 @@ type testNode struct {
 }
 
 type testCluster struct {
-	t     *testing.T
-	net   *transport.MemNetwork
-	nodes []*testNode
-	ids   []hasup.NodeID
+	t       *testing.T
+	quiesce int // QuiesceTicks of its replicas (0: never)
+	net     *transport.MemNetwork
+	nodes   []*testNode
+	ids     []hasup.NodeID
 }
 
-func newTestCluster(t *testing.T, n int) *testCluster {
-	c := &testCluster{t: t, net: transport.NewMemNetwork()}
+func newTestCluster(t *testing.T, n int) *testCluster { return newTestClusterWith(t, n, 0) }
+
+// newTestClusterWith is newTestCluster with replicas that quiesce after
+// quiesce idle ticks (0: never).
+func newTestClusterWith(t *testing.T, n, quiesce int) *testCluster {
+	c := &testCluster{t: t, net: transport.NewMemNetwork(), quiesce: quiesce}
 	for i := 0; i < n; i++ {
 		id := hasup.NodeID(fmt.Sprintf("n%d", i))
 		c.ids = append(c.ids, id)
@@ -62,6 +67,10 @@ func (c *testCluster) startNode(i int) {
 	cfg := Config{ID: tn.id, Store: st, Transport: tn.tr, TickInterval: 2 * time.Millisecond, Seed: uint64(i + 1)}
 	cfg.Replica = ensemble.DefaultConfig()
 	cfg.Replica.CheckpointOps = 16
+	cfg.Replica.QuiesceTicks = c.quiesce
+	// No routine refresh: a quiescent ensemble fails over only because
+	// the node heartbeats noticed the silence (what the tests check).
+	cfg.RefreshTicks = 1 << 40
 	node, err := New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
