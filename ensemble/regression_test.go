@@ -77,24 +77,22 @@ func TestCommitOKFromBeforeAPrimaryRestartDoesNotConfirmALaterReadRound(t *testi
 	}
 	s.write("b")
 	s.restart(n0)
-	if st := s.nd(0).r.Status(); !st.IsPrimary || st.View != 0 {
-		t.Fatalf("the scenario needs n0 to resume as primary of view 0: %+v", st)
+	// A restarted primary no longer resumes its view (it starts a view
+	// change), which closes this hole structurally; the stale COMMITOK
+	// must still confirm nothing.
+	if st := s.nd(0).r.Status(); st.IsPrimary {
+		t.Fatalf("n0 resumed as primary after its restart: %+v", st)
 	}
-
-	pid, err = s.read(n0)
-	if err != nil {
-		t.Fatalf("read at the restarted primary: %v", err)
+	if _, err := s.read(n0); err == nil {
+		t.Fatal("a restarted former primary took a linearizable read")
 	}
 	s.deliver(stale)
 	s.settle()
 	s.tick(20)
-	if rp, ok := s.reply(n0, pid); ok && rp.Err == nil {
-		t.Fatalf("restarted primary of view 0 answered %+v, confirmed by a COMMITOK from before its restart; b (committed in view 1) is missing", rp)
-	}
 	s.drop = nil
 	s.requireConverged(100)
-	if rp, ok := s.reply(n0, pid); ok && rp.Err == nil && !strings.Contains(string(rp.Result), "b") {
-		t.Fatalf("restarted primary answered a stale %q, missing the committed b", rp.Result)
+	if got := s.applied(n0); !strings.Contains(got, "b") {
+		t.Fatalf("n0 applied %q after converging, missing the committed b", got)
 	}
 }
 

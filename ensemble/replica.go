@@ -65,7 +65,8 @@ type Replica struct {
 	ticks         int    // ticks since the last event that resets the current timer
 	timeout       int    // current randomised view-change timeout
 	heartbeatTick int
-	quiescent     bool // see quiesce.go
+	quiescent     bool      // see quiesce.go
+	syncedHard    HardState // the hard state of the last Ready (durable once it is advanced)
 
 	primary primaryState
 	vc      viewChangeState
@@ -160,6 +161,7 @@ func (r *Replica) restart(d *Durable) error {
 		r.stateEpoch, r.stateMembers = h.Epoch, slices.Clone(h.Members)
 	}
 	r.view, r.mode, r.lastNormal, r.amnesiac = h.View, h.Mode, h.LastNormalView, h.Amnesiac
+	r.syncedHard = h
 	r.ckpt = d.Checkpoint
 	r.op, r.applied = d.Checkpoint.Op, d.Checkpoint.Op
 	if d.Checkpoint.Op > 0 {
@@ -193,7 +195,15 @@ func (r *Replica) restart(d *Durable) error {
 		r.becomeNormal()
 		if r.isPrimary() {
 			r.primary.selfDurable = r.op // everything on disk is durable
-			r.maybeCommit()              // with one replica, that is a quorum
+			if r.n > 1 {
+				// It may have sent PREPAREs it never made durable (Ready's
+				// Unsynced): backups may hold ops of this view that its log
+				// lacks, so it must not order new ones here. A view change
+				// gathers what they hold.
+				r.startViewChange(r.view + 1)
+			} else {
+				r.maybeCommit() // with one replica, that is a quorum
+			}
 		}
 	}
 	return nil
@@ -324,9 +334,15 @@ func (r *Replica) Ready() Ready {
 	r.checkNotInReady()
 	r.flushProposals()
 	rd := Ready{Messages: r.msgs, Replies: r.replies, Applied: r.appliedQ, Checkpoint: r.newCkpt}
+	sameView := true
 	if r.hardDirty {
 		h := r.hardState()
 		rd.HardState = &h
+		sameView = sameViewState(h, r.syncedHard)
+		r.syncedHard = h
+	}
+	if sameView && r.isPrimary() {
+		rd.Early = partitionEarly(rd.Messages, r.view)
 	}
 	if r.logFrom > 0 {
 		rd.LogFrom = r.logFrom
@@ -336,6 +352,35 @@ func (r *Replica) Ready() Ready {
 	r.hardDirty, r.logFrom = false, 0
 	r.inReady, r.readyOp, r.readyView = true, r.op, r.view
 	return rd
+}
+
+// sameViewState reports whether two hard states differ at most in their
+// commit number: then a primary's messages of the view may leave before
+// the newer one is durable.
+func sameViewState(a, b HardState) bool {
+	return a.Epoch == b.Epoch && a.View == b.View && a.Mode == b.Mode && a.LastNormalView == b.LastNormalView &&
+		a.Amnesiac == b.Amnesiac && slices.Equal(a.Members, b.Members)
+}
+
+// partitionEarly moves a primary's PREPAREs and COMMITs of view v to the
+// front of msgs, keeping the order within each part, and returns how many
+// there are.
+func partitionEarly(msgs []Message, v uint64) int {
+	early := func(m Message) bool { return (m.Type == MsgPrepare || m.Type == MsgCommit) && m.View == v }
+	out := make([]Message, 0, len(msgs))
+	for _, m := range msgs {
+		if early(m) {
+			out = append(out, m)
+		}
+	}
+	k := len(out)
+	for _, m := range msgs {
+		if !early(m) {
+			out = append(out, m)
+		}
+	}
+	copy(msgs, out)
+	return k
 }
 
 // Advance tells the replica that the last Ready was executed: its state is

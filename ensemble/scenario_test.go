@@ -351,8 +351,9 @@ func TestMessagesLeaveOnlyWithTheStateTheyVouchFor(t *testing.T) {
 }
 
 // PipelineMax bounds the batches "prepared but not yet committed", and a
-// restart does not commit anything: a primary that resumes from storage with
-// uncommitted batches must count them against the bound.
+// restart does not commit anything: a primary restarted with uncommitted
+// batches changes view, and the new primary, which inherits them, must
+// count them against the bound.
 func TestPipelineBoundCountsUncommittedOpsAfterPrimaryRestart(t *testing.T) {
 	s := scenario(t, 3, func(c *cluster) {
 		c.tune = func(_ hasup.NodeID, cfg *Config) { cfg.PipelineMax, cfg.BatchOps = 1, 1 }
@@ -366,10 +367,17 @@ func TestPipelineBoundCountsUncommittedOpsAfterPrimaryRestart(t *testing.T) {
 		t.Fatalf("before restart: %+v; want one batch in flight", st)
 	}
 	s.restart(p)
-	s.mustSubmit(p, 0, 0, "c")
+	if s.primaryIs(p) {
+		t.Fatal("a restarted primary resumed its view")
+	}
+	np := s.id(1)
+	if !s.tickUntil(60, func() bool { return s.primaryIs(np) }) {
+		t.Fatalf("no new primary:\n%s", s.dump())
+	}
+	s.mustSubmit(np, 0, 0, "c")
 	s.settle()
-	if st := s.nd(0).r.Status(); st.Op > 1 && st.Commit == 0 {
-		t.Fatalf("after a restart the primary prepared op %d while op 1 is uncommitted, beyond PipelineMax 1", st.Op)
+	if st := s.nd(1).r.Status(); st.Op > 1 && st.Commit == 0 {
+		t.Fatalf("the new primary prepared op %d while the inherited op 1 is uncommitted, beyond PipelineMax 1", st.Op)
 	}
 }
 

@@ -173,9 +173,16 @@ type Applied struct {
 
 // Ready is the work a replica asks its runtime to do, in this order:
 //  1. make HardState, Checkpoint and Entries durable, atomically;
-//  2. send Messages (none may leave before step 1 is durable);
+//  2. send Messages (none may leave before step 1 is durable, but for
+//     the first Early, which may leave as soon as Ready returns);
 //  3. hand Replies to the callers waiting on them;
 //  4. call Advance.
+//
+// Replies alone may be handed over before step 1, as soon as Ready
+// returns: every reply vouches only for committed state (held durably by a
+// majority before it committed) or says that nothing is known, never for
+// this Ready's writes. The runtime gains a storage sync of latency per
+// request by it; the simulator delivers replies early to check the claim.
 //
 // Entries replace every stored entry with Op >= LogFrom (so a shorter log
 // than the stored one deletes the stored tail); LogFrom is 0 when the log is
@@ -187,8 +194,15 @@ type Ready struct {
 	LogFrom    uint64
 	Entries    []Entry
 	Messages   []Message
-	Replies    []Reply
-	Applied    []Applied
+	// Early: Messages[:Early] are a primary's PREPAREs and COMMITs, which
+	// may leave before step 1, in parallel with its own write: the primary
+	// counts its own copy of an op only once Advance says it is durable,
+	// and a primary restarted from storage never resumes its view (it
+	// starts a view change, which gathers what the backups hold). Early is
+	// 0 when this Ready changes the view, mode, epoch or members.
+	Early   int
+	Replies []Reply
+	Applied []Applied
 }
 
 // Status describes a replica for monitoring and tests.

@@ -130,7 +130,10 @@ func (e *simEnsemble) driveReconfig() {
 			rc.started = true
 			e.epoch = rc.epoch
 			e.members = slices.Clone(rc.members)
-			e.f = len(rc.members) / 2
+			// Until the new epoch runs everywhere, the old one may still be
+			// needed (its members hold the state the joiners fetch): the
+			// disk-fault budget is the smaller of the two (seed 453).
+			e.f = min(e.f, len(rc.members)/2)
 			w.res.Reconfigs++
 			for _, m := range e.original {
 				if !slices.Contains(e.members, m) && !slices.Contains(e.replaced, m) {
@@ -150,6 +153,7 @@ func (e *simEnsemble) driveReconfig() {
 	}
 	if done {
 		e.reconfig = nil
+		e.f = len(e.members) / 2
 		e.dropStopped()
 	}
 }

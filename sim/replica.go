@@ -102,6 +102,17 @@ func (rep *simReplica) pump() {
 		before := rep.r.Status()
 		rd := rep.r.Ready()
 		rep.checkReady(before, rd)
+		// Replies leave at once, before the write (see ensemble.Ready);
+		// the ops applied meanwhile are the checkers' to see first.
+		for _, a := range rd.Applied {
+			rep.e.onApplied(rep, a)
+		}
+		for _, rp := range rd.Replies {
+			rep.w.reply(rep, rp)
+		}
+		for _, m := range rd.Messages[:rd.Early] {
+			rep.w.send(rep, m)
+		}
 		rep.pending = rd
 		rep.busy = true
 		rep.doneAt = w.now
@@ -120,14 +131,8 @@ func (rep *simReplica) complete() {
 	if rd.HardState != nil {
 		rep.joined = true
 	}
-	for _, m := range rd.Messages {
+	for _, m := range rd.Messages[rd.Early:] {
 		rep.w.send(rep, m)
-	}
-	for _, a := range rd.Applied {
-		rep.e.onApplied(rep, a)
-	}
-	for _, rp := range rd.Replies {
-		rep.w.reply(rep, rp)
 	}
 	rep.pending = ensemble.Ready{}
 	rep.busy = false

@@ -128,6 +128,7 @@ var regressionSeeds = []struct {
 	{986, "a torn record left behind a later write made the storage look corrupt"},
 	{1613, "an idle primary was always busy with empty storage writes in the simulator"},
 	{1936, "a one-replica ensemble lost its bootstrap state to a crash"},
+	{453, "the simulator's disk-fault budget took the new epoch's f before the new epoch ran"},
 	{53, "a quiescent replica that missed the op removing it was stranded in the old epoch (no refresh)"},
 }
 

@@ -52,6 +52,7 @@ const (
 // ends race to decide which connection survives a simultaneous dial.
 type TCP struct {
 	cfg   Config
+	tls   *tlsState // nil: plain TCP
 	log   *slog.Logger
 	ln    net.Listener
 	recv  chan ensemble.Message
@@ -88,6 +89,10 @@ func Listen(cfg Config) (*TCP, error) {
 	if err != nil {
 		return nil, err
 	}
+	secure, err := cfg.TLS.load(cfg.ID)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen on %s: %w", cfg.Listen, err)
@@ -95,6 +100,7 @@ func Listen(cfg Config) (*TCP, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &TCP{
 		cfg:    cfg,
+		tls:    secure,
 		log:    cfg.Logger.With("node", cfg.ID),
 		ln:     ln,
 		recv:   make(chan ensemble.Message, cfg.QueueLen),
@@ -280,8 +286,7 @@ func (s *sender) connect() bool {
 		t.mu.RLock()
 		addr := s.p.addr
 		t.mu.RUnlock()
-		d := net.Dialer{Timeout: t.cfg.DialTimeout}
-		c, err := d.DialContext(t.ctx, "tcp", addr)
+		c, conn, err := t.dial(s.p.id, addr)
 		if err != nil {
 			if t.ctx.Err() != nil {
 				return false
@@ -296,13 +301,31 @@ func (s *sender) connect() bool {
 		t.mu.Lock()
 		s.p.conn = c
 		t.mu.Unlock()
-		go t.watch(c)
+		go t.watch(c, conn)
 		t.log.Debug("connected", "peer", s.p.id, "addr", addr)
-		s.conn, s.w = c, bufio.NewWriterSize(c, ioBufferBytes)
+		s.conn, s.w = c, bufio.NewWriterSize(conn, ioBufferBytes)
 		s.frame = wire.AppendFrame(s.frame[:0], frameHello, []byte(t.cfg.ID))
 		s.w.Write(s.frame) // an error sticks in w and surfaces at Flush
 	}
 	return true
+}
+
+// dial connects to peer id at addr and, with TLS, runs the handshake. It
+// returns raw, the TCP connection, which is tracked and closed to end the
+// connection (closing a TLS connection could block on its close_notify),
+// and conn, the one to read and write: raw itself without TLS.
+func (t *TCP) dial(id hasup.NodeID, addr string) (raw, conn net.Conn, err error) {
+	d := net.Dialer{Timeout: t.cfg.DialTimeout}
+	raw, err = d.DialContext(t.ctx, "tcp", addr)
+	if err != nil || t.tls == nil {
+		return raw, raw, err
+	}
+	conn, err = t.clientHandshake(raw, id, addr)
+	if err != nil {
+		raw.Close()
+		return nil, nil, err
+	}
+	return raw, conn, nil
 }
 
 func (s *sender) disconnect() {
@@ -370,12 +393,13 @@ func (s *sender) write(m ensemble.Message) bool {
 	return true
 }
 
-// watch reads an outgoing connection, on which the peer never writes, so
-// that the connection is closed as soon as the peer closes its end; the
-// sender's next write then fails fast and it redials.
-func (t *TCP) watch(c net.Conn) {
+// watch reads conn, an outgoing connection on which the peer never writes
+// (but a TLS alert), so that its raw connection c is closed as soon as the
+// peer closes its end or refuses it; the sender's next write then fails
+// fast and it redials.
+func (t *TCP) watch(c, conn net.Conn) {
 	defer t.wg.Done()
-	io.Copy(io.Discard, c)
+	io.Copy(io.Discard, conn)
 	c.Close()
 }
 
@@ -409,19 +433,28 @@ func (t *TCP) acceptLoop() {
 	}
 }
 
-// serve reads one incoming connection: a hello, then messages onto the
-// Receive channel, until the connection ends or breaks a rule.
+// serve reads one incoming connection: the TLS handshake if on, a hello,
+// then messages onto the Receive channel, until the connection ends or
+// breaks a rule. It runs in the connection's own goroutine, so that a slow
+// or silent client never holds up the accept loop.
 func (t *TCP) serve(c net.Conn) {
 	defer t.wg.Done()
 	defer t.untrack(c)
-	r := bufio.NewReaderSize(c, ioBufferBytes)
-	c.SetReadDeadline(time.Now().Add(t.cfg.DialTimeout))
+	c.SetDeadline(time.Now().Add(t.cfg.DialTimeout)) // handshake and hello
+	conn, cert, ok := t.serverHandshake(c)
+	if !ok {
+		return
+	}
+	r := bufio.NewReaderSize(conn, ioBufferBytes)
 	from, err := t.readHello(r)
 	if err != nil {
 		t.connError(c, "", err)
 		return
 	}
-	c.SetReadDeadline(time.Time{})
+	if !t.checkIdentity(c, cert, from) {
+		return
+	}
+	c.SetDeadline(time.Time{})
 	for {
 		m, err := t.readMessage(r, from)
 		if err != nil {

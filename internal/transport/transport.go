@@ -13,6 +13,19 @@
 //     reordered with later ones.
 //   - One connection per peer carries the messages of every ensemble
 //     (DESIGN.md, "Many ensembles per node"), framed by package wire.
+//   - Optional mutual TLS 1.3 (Config.TLS; off by default) authenticates
+//     both ends against one CA bundle and binds certificates to node IDs:
+//     the dialer sets ServerName to the peer ID and accepts only a server
+//     certificate with that ID as a DNS SAN, so a wrong address cannot
+//     impersonate the peer; the acceptor requires a client certificate
+//     and drops the connection unless a DNS SAN equals the ID in the
+//     hello. Node IDs are not secret, so the hello is kept rather than
+//     derived from the certificate; the certificate only vouches for it.
+//     Handshakes run in the connection's goroutine, bounded by
+//     DialTimeout; refusals are counted in Stats.Rejected, apart from
+//     Malformed, since they point at configuration or an attacker rather
+//     than a buggy peer. Files are read once, at Listen: a renewed
+//     certificate needs a restart (no reload).
 package transport
 
 import (
@@ -41,11 +54,12 @@ type Stats struct {
 	DroppedSend uint64 // messages Send dropped: peer unknown, queue full, above the frame cap, or sent after Close
 	DroppedRecv uint64 // incoming messages dropped because the Receive channel was full
 	Malformed   uint64 // incoming frames or messages rejected as malformed (the connection is dropped)
+	Rejected    uint64 // connections refused by TLS, at either end: a failed handshake (not one the peer closed before its first byte), or a certificate that does not name the node (the connection is dropped)
 }
 
 // counters is the concurrent form of Stats.
 type counters struct {
-	sent, received, droppedSend, droppedRecv, malformed atomic.Uint64
+	sent, received, droppedSend, droppedRecv, malformed, rejected atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -55,5 +69,6 @@ func (c *counters) snapshot() Stats {
 		DroppedSend: c.droppedSend.Load(),
 		DroppedRecv: c.droppedRecv.Load(),
 		Malformed:   c.malformed.Load(),
+		Rejected:    c.rejected.Load(),
 	}
 }

@@ -15,9 +15,10 @@ import (
 //  1. Wait for one event (a tick, a message, a caller's request), then
 //     take every other event already waiting, up to BatchMax: while the
 //     last group commit was syncing, the next batch gathered.
-//  2. Group commit: one store transaction for the writes of every replica
-//     the batch touched, then their messages, answers and Advance, in
-//     rounds until none has more.
+//  2. Group commit: the answers to callers and the primaries' early
+//     PREPAREs (see ensemble.Ready), then one store transaction for the
+//     writes of every replica the batch touched, then their other messages
+//     and Advance, in rounds until none has more.
 //
 // Idle ensembles quiesce (ensemble/quiesce.go). A quiet replica leaves the
 // active list: the tick costs nothing for it, and its clock catches up
@@ -267,6 +268,13 @@ func (n *Node) flush() error {
 				continue
 			}
 			rd := l.r.Ready()
+			// Before the sync: replies vouch only for committed state, and
+			// a primary's PREPAREs may go ahead of its own write (see
+			// ensemble.Ready).
+			n.answer(rd.Replies)
+			for _, m := range rd.Messages[:rd.Early] {
+				n.cfg.Transport.Send(m)
+			}
 			ready, rds = append(ready, l), append(rds, rd)
 			if w := store.WriteOf(l.name, rd); !w.Empty() {
 				writes = append(writes, w)
@@ -278,14 +286,8 @@ func (n *Node) flush() error {
 			}
 		}
 		for i, rd := range rds {
-			for _, m := range rd.Messages {
+			for _, m := range rd.Messages[rd.Early:] {
 				n.cfg.Transport.Send(m)
-			}
-			for _, rp := range rd.Replies {
-				if ch, ok := n.waiters[rp.ID]; ok {
-					delete(n.waiters, rp.ID)
-					ch <- rp
-				}
 			}
 			ready[i].r.Advance()
 		}
@@ -301,6 +303,16 @@ func (n *Node) flush() error {
 		}
 	}
 	return nil
+}
+
+// answer hands replies to their waiting callers.
+func (n *Node) answer(replies []ensemble.Reply) {
+	for _, rp := range replies {
+		if ch, ok := n.waiters[rp.ID]; ok {
+			delete(n.waiters, rp.ID)
+			ch <- rp
+		}
+	}
 }
 
 func (n *Node) failAll(err error) {
