@@ -527,8 +527,11 @@ func (r *Replica) appendEntries(es []Entry) {
 func (r *Replica) setCommit(k uint64) {
 	k = min(k, r.op)
 	if k > r.commit {
+		// Not a reason to write the hard state by itself: a commit number
+		// is re-learned after a restart (a lower one only means applying
+		// later), and the next write carries it anyway. Writing it alone
+		// would cost a primary one storage sync per batch.
 		r.commit = k
-		r.hardDirty = true
 	}
 	r.applyCommitted()
 }

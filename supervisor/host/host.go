@@ -131,6 +131,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Replica.ViewChangeTicks == 0 {
 		cfg.Replica = ensemble.DefaultConfig()
 		cfg.Replica.QuiesceTicks = DefaultQuiesceTicks
+		// One group commit serves many clients: a batch as large as a
+		// busy ensemble's backlog saves messages and log records.
+		cfg.Replica.BatchOps = 256
 	}
 	cfg.PingTicks = cmp.Or(cfg.PingTicks, 5)
 	cfg.SilenceTicks = cmp.Or(cfg.SilenceTicks, 30)
