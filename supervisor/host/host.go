@@ -105,6 +105,7 @@ type Node struct {
 	nextID   uint64
 	waiters  map[uint64]chan ensemble.Reply
 	loop     loopState
+	fwd      *forwarder
 }
 
 type local struct {
@@ -154,6 +155,7 @@ func New(cfg Config) (*Node, error) {
 		reqs: make(chan func(), 1024), done: make(chan struct{}),
 		replicas: map[hasup.EnsembleName]*local{}, waiters: map[uint64]chan ensemble.Reply{},
 		loop: loopState{heard: map[hasup.NodeID]uint64{}, silent: map[hasup.NodeID]bool{}},
+		fwd:  newForwarder(),
 	}, nil
 }
 

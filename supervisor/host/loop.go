@@ -106,8 +106,12 @@ func (n *Node) onMessage(m ensemble.Message) {
 	lp := &n.loop
 	lp.heard[m.From] = lp.tick
 	delete(lp.silent, m.From)
-	if m.Ensemble == "" {
+	switch {
+	case m.Ensemble == "":
 		return // a node heartbeat
+	case m.Type == msgForward || m.Type == msgForwardReply:
+		n.onForward(m)
+		return
 	}
 	if l := n.replicas[m.Ensemble]; l != nil {
 		n.activate(l)

@@ -1,12 +1,14 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/hasup/hasup"
 	"github.com/hasup/hasup/ensemble"
+	"github.com/hasup/hasup/fsm/kv"
 )
 
 // newQuietCluster is a 3-node cluster whose ensembles quiesce after 5 idle
@@ -104,5 +106,39 @@ func TestQuiescentEnsemblesFailOverWhenAPrimaryNodeStops(t *testing.T) {
 		if got := c.get(name, "k"); got != string(name) {
 			t.Fatalf("%s: k = %q after the failover", name, got)
 		}
+	}
+}
+
+func TestForwardedProposeAndReadReachThePrimaryOnAnotherNode(t *testing.T) {
+	c := newTestCluster(t, 3)
+	for i := range c.nodes {
+		c.startEnsemble(i, "orders", true)
+	}
+	c.put("orders", "warm", "up")
+	st, err := c.nodes[0].node.Status(ctxT(t), "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := c.nodes[0]
+	if st.Primary == from.id {
+		from = c.nodes[1]
+	}
+	if _, err := from.node.ForwardPropose(ctxT(t), st.Primary, "orders", kv.PutCmd([]byte("k"), []byte("v"))); err != nil {
+		t.Fatal(err)
+	}
+	res, err := from.node.ForwardRead(ctxT(t), st.Primary, "orders", kv.GetQuery([]byte("k")), ensemble.ReadLinearizable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := kv.DecodeResult(res); err != nil || string(r.Value) != "v" {
+		t.Fatalf("forwarded read: %+v %v", r, err)
+	}
+	// At a backup, the error comes back as the sentinel it is.
+	_, err = c.nodes[0].node.ForwardPropose(ctxT(t), from.id, "orders", kv.PutCmd([]byte("k"), []byte("w")))
+	if from.id != st.Primary && !errors.Is(err, ensemble.ErrNotPrimary) {
+		t.Fatalf("forward to a backup: %v, want ErrNotPrimary", err)
+	}
+	if _, err := from.node.ForwardRead(ctxT(t), st.Primary, "nope", nil, ensemble.ReadLinearizable); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("forward for an unknown ensemble: %v, want ErrNotFound", err)
 	}
 }
