@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -18,7 +19,8 @@ import (
 // never reach a replica:
 //
 //   - forward: Ensemble, Nonce (the request's ID at the sender), Round (1:
-//     propose, 2: read), Op (the read mode), Data (command or query).
+//     propose, 2: read, 3: status), Op (the read mode), Data (command or
+//     query).
 //   - forward reply: Nonce (echoed), Op (an error code, 0 for success),
 //     Data (the result, or the error's text).
 //
@@ -32,6 +34,7 @@ const (
 
 	forwardPropose = 1
 	forwardRead    = 2
+	forwardStatus  = 3
 
 	// ForwardMax bounds the forwarded requests a node runs at once; beyond
 	// it a forward is refused with ErrBusy.
@@ -75,6 +78,19 @@ func (n *Node) ForwardPropose(ctx context.Context, to hasup.NodeID, name hasup.E
 	return n.forward(ctx, to, ensemble.Message{Ensemble: name, Round: forwardPropose, Data: cmd})
 }
 
+// ForwardStatus returns the status of node to's replica of name.
+func (n *Node) ForwardStatus(ctx context.Context, to hasup.NodeID, name hasup.EnsembleName) (ensemble.Status, error) {
+	var st ensemble.Status
+	b, err := n.forward(ctx, to, ensemble.Message{Ensemble: name, Round: forwardStatus})
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("status of %s on %s: %w", name, to, err)
+	}
+	return st, nil
+}
+
 // ForwardRead runs Read for name on node to.
 func (n *Node) ForwardRead(ctx context.Context, to hasup.NodeID, name hasup.EnsembleName, q []byte, mode ensemble.ReadMode) ([]byte, error) {
 	return n.forward(ctx, to, ensemble.Message{Ensemble: name, Round: forwardRead, Op: uint64(mode), Data: q})
@@ -82,10 +98,7 @@ func (n *Node) ForwardRead(ctx context.Context, to hasup.NodeID, name hasup.Ense
 
 func (n *Node) forward(ctx context.Context, to hasup.NodeID, m ensemble.Message) ([]byte, error) {
 	if to == n.cfg.ID {
-		if m.Round == forwardPropose {
-			return n.Propose(ctx, m.Ensemble, m.Data)
-		}
-		return n.Read(ctx, m.Ensemble, m.Data, ensemble.ReadMode(m.Op))
+		return n.serveForward(ctx, m)
 	}
 	f := n.fwd
 	ch := make(chan ensemble.Message, 1)
@@ -117,6 +130,23 @@ func (n *Node) forward(ctx context.Context, to hasup.NodeID, m ensemble.Message)
 	}
 }
 
+// serveForward runs a forwarded request here.
+func (n *Node) serveForward(ctx context.Context, m ensemble.Message) ([]byte, error) {
+	switch m.Round {
+	case forwardPropose:
+		return n.Propose(ctx, m.Ensemble, m.Data)
+	case forwardRead:
+		return n.Read(ctx, m.Ensemble, m.Data, ensemble.ReadMode(m.Op))
+	case forwardStatus:
+		st, err := n.Status(ctx, m.Ensemble)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(st)
+	}
+	return nil, fmt.Errorf("host: unknown forwarded request kind %d", m.Round)
+}
+
 // onForward handles a forwarding message on the loop: a reply goes to its
 // waiter; a request runs in a goroutine of its own (it blocks on the loop).
 func (n *Node) onForward(m ensemble.Message) {
@@ -145,16 +175,7 @@ func (n *Node) onForward(m ensemble.Message) {
 		defer func() { <-f.running }()
 		ctx, cancel := context.WithTimeout(context.Background(), ForwardTimeout)
 		defer cancel()
-		var res []byte
-		var err error
-		switch m.Round {
-		case forwardPropose:
-			res, err = n.Propose(ctx, m.Ensemble, m.Data)
-		case forwardRead:
-			res, err = n.Read(ctx, m.Ensemble, m.Data, ensemble.ReadMode(m.Op))
-		default:
-			err = fmt.Errorf("host: unknown forwarded request kind %d", m.Round)
-		}
+		res, err := n.serveForward(ctx, m)
 		if err != nil {
 			reply.Op, reply.Data = errorCode(err), []byte(err.Error())
 		} else {

@@ -360,3 +360,61 @@ func (n *Node) call(ctx context.Context, name hasup.EnsembleName, submit func(*l
 		return ensemble.Reply{}, ctx.Err()
 	}
 }
+
+// Statuses returns the status of every local replica, sorted by name.
+func (n *Node) Statuses(ctx context.Context) ([]ensemble.Status, error) {
+	var out []ensemble.Status
+	err := n.do(ctx, func() {
+		for _, name := range n.sortedNames() {
+			l := n.replicas[name]
+			n.catchUp(l)
+			out = append(out, l.r.Status())
+		}
+	})
+	return out, err
+}
+
+// Reconfigure asks the local replica, which must be the primary, to move
+// the ensemble to members in its next epoch, and waits until the
+// reconfiguration op commits (the new epoch then starts by itself).
+func (n *Node) Reconfigure(ctx context.Context, name hasup.EnsembleName, members []hasup.NodeID) error {
+	rp, err := n.call(ctx, name, func(l *local, id uint64) error { return l.r.Reconfigure(id, members) })
+	if err != nil {
+		return err
+	}
+	return rp.Err
+}
+
+// SuspectPrimary hints the local replica that its primary's node failed
+// (see ensemble.Replica.SuspectPrimary).
+func (n *Node) SuspectPrimary(ctx context.Context, name hasup.EnsembleName) error {
+	err := ErrNotFound
+	if e := n.do(ctx, func() {
+		if l := n.replicas[name]; l != nil {
+			n.activate(l)
+			n.touch(l)
+			l.r.SuspectPrimary()
+			err = nil
+		}
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
+// Delete stops the local replica of name, if it runs, and deletes its
+// durable state: the node no longer hosts the ensemble.
+func (n *Node) Delete(ctx context.Context, name hasup.EnsembleName) error {
+	var err error
+	if e := n.do(ctx, func() {
+		if l := n.replicas[name]; l != nil {
+			n.deactivate(l)
+			delete(n.replicas, name)
+			n.loop.peersDirty = true
+		}
+		err = n.cfg.Store.Delete(name)
+	}); e != nil {
+		return e
+	}
+	return err
+}

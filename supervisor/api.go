@@ -1,0 +1,268 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hasup/hasup"
+	"github.com/hasup/hasup/ensemble"
+	"github.com/hasup/hasup/fsm/registry"
+	"github.com/hasup/hasup/supervisor/placement"
+)
+
+// Spec describes an ensemble to start.
+type Spec struct {
+	Name hasup.EnsembleName
+	// Type names the FSM: "kv", "lock" or one given in Config.FSMs.
+	Type string
+	// Replicas: 1, 3 or 5. Default 3.
+	Replicas int
+	// Nodes, if set, are the members (len == Replicas, the first leads
+	// view 0); else placement chooses them among alive nodes.
+	Nodes []hasup.NodeID
+	// Constraints on the nodes' tags, as "key=value", "key!=value", "key"
+	// or "!key" (see placement.ParseConstraint).
+	Constraints []string
+	// SpreadBy: a tag key whose values the members should differ in.
+	SpreadBy string
+	// NoQuiesce keeps the ensemble heartbeating while idle, so that its
+	// primary holds its lease continuously.
+	NoQuiesce bool
+}
+
+// Status is an ensemble's state as one of its replicas reports it.
+type Status struct {
+	Name    hasup.EnsembleName
+	Type    string
+	Epoch   uint64
+	View    uint64
+	Primary hasup.NodeID
+	Members []hasup.NodeID
+	Commit  uint64
+	Fence   uint64
+}
+
+// Start creates an ensemble and waits until it takes writes or ctx ends.
+func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Ensemble, error) {
+	if spec.Replicas == 0 {
+		spec.Replicas = 3
+	}
+	if _, err := s.newFSM(spec.Type); err != nil {
+		return nil, err
+	}
+	if spec.Name == ClusterEnsemble {
+		return nil, fmt.Errorf("%w: the name %q is the cluster's", ErrInvalid, spec.Name)
+	}
+	reg, err := s.waitRegistry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := reg.Ensemble(spec.Name); ok {
+		return nil, fmt.Errorf("start %s: %w", spec.Name, ErrExists)
+	}
+	members := spec.Nodes
+	if len(members) == 0 {
+		if members, err = s.place(reg, spec); err != nil {
+			return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+	}
+	rs := registry.Spec{Name: spec.Name, Type: spec.Type, Replicas: spec.Replicas, Constraints: spec.Constraints, NoQuiesce: spec.NoQuiesce}
+	if err := s.proposeRegistry(ctx, registry.CreateEnsembleCmd(rs, members)); err != nil {
+		if errors.Is(err, registry.ErrExists) {
+			return nil, fmt.Errorf("start %s: %w", spec.Name, ErrExists)
+		}
+		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+	}
+	e := &Ensemble{s: s, name: spec.Name}
+	// Each member's supervisor starts its replica on its next pass; the
+	// ensemble is up once its primary answers.
+	for {
+		if _, err := e.Leader(ctx); err == nil {
+			return e, nil
+		}
+		select {
+		case <-ctx.Done():
+			return e, fmt.Errorf("start %s: created, but no primary yet: %w", spec.Name, ctx.Err())
+		case <-time.After(s.cfg.ReconcileInterval):
+		}
+	}
+}
+
+func (s *Supervisor) place(reg registry.State, spec Spec) ([]hasup.NodeID, error) {
+	req := placement.Request{Ensemble: spec.Name, Replicas: spec.Replicas, SpreadBy: spec.SpreadBy}
+	for _, c := range spec.Constraints {
+		pc, err := placement.ParseConstraint(c)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		req.Constraints = append(req.Constraints, pc)
+	}
+	load := reg.Load()
+	var nodes []placement.Node
+	for _, n := range reg.Nodes {
+		l := load[n.ID]
+		nodes = append(nodes, placement.Node{ID: n.ID, Tags: n.Tags, Alive: n.State == hasup.MemberAlive, Replicas: l.Replicas, Primaries: l.Primaries})
+	}
+	return placement.Place(req, nodes)
+}
+
+// waitRegistry returns the registry once this node has read it.
+func (s *Supervisor) waitRegistry(ctx context.Context) (registry.State, error) {
+	for {
+		if reg, ok := s.registryState(); ok {
+			return reg, nil
+		}
+		select {
+		case <-ctx.Done():
+			return registry.State{}, fmt.Errorf("%w: %v", ErrNoRegistry, ctx.Err())
+		case <-time.After(s.cfg.ReconcileInterval):
+		}
+	}
+}
+
+// Stop deletes an ensemble: its replicas stop and drop their state.
+func (s *Supervisor) Stop(ctx context.Context, name hasup.EnsembleName) error {
+	if name == ClusterEnsemble {
+		return fmt.Errorf("%w: the cluster ensemble cannot be stopped", ErrInvalid)
+	}
+	if err := s.proposeRegistry(ctx, registry.DeleteEnsembleCmd(name)); err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return fmt.Errorf("stop %s: %w", name, ErrNotFound)
+		}
+		return err
+	}
+	return nil
+}
+
+// Lookup returns a handle on an existing ensemble.
+func (s *Supervisor) Lookup(name hasup.EnsembleName) (*Ensemble, error) {
+	reg, ok := s.registryState()
+	if !ok {
+		return nil, ErrNoRegistry
+	}
+	if _, ok := reg.Ensemble(name); !ok {
+		return nil, fmt.Errorf("lookup %s: %w", name, ErrNotFound)
+	}
+	return &Ensemble{s: s, name: name}, nil
+}
+
+// List returns every ensemble in the registry, sorted by name.
+func (s *Supervisor) List() ([]registry.Ensemble, error) {
+	reg, ok := s.registryState()
+	if !ok {
+		return nil, ErrNoRegistry
+	}
+	return slices.Clone(reg.Ensembles), nil
+}
+
+// Registry returns the registry as this node last read it.
+func (s *Supervisor) Registry() (registry.State, bool) { return s.registryState() }
+
+// Ensemble is a handle on a named ensemble, usable from any node.
+type Ensemble struct {
+	s    *Supervisor
+	name hasup.EnsembleName
+}
+
+// Name returns the ensemble's name.
+func (e *Ensemble) Name() hasup.EnsembleName { return e.name }
+
+// Members returns the ensemble's members as the registry says.
+func (e *Ensemble) Members() []hasup.NodeID {
+	reg, _ := e.s.registryState()
+	en, _ := reg.Ensemble(e.name)
+	return slices.Clone(en.Members)
+}
+
+// Propose orders cmd in the ensemble and returns the FSM's result. After
+// an error wrapping ErrNoQuorum or ensemble.ErrViewChanged the command may
+// or may not have run.
+func (e *Ensemble) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
+	return e.s.toPrimaryOnce(ctx, e.name, e.Members(), func(ctx context.Context, to hasup.NodeID) ([]byte, error) {
+		return e.s.node.ForwardPropose(ctx, to, e.name, cmd)
+	})
+}
+
+// Read queries the FSM: linearizable and lease reads at the primary, a
+// stale read at this node's replica if it has one (else at any member).
+func (e *Ensemble) Read(ctx context.Context, q []byte, mode ensemble.ReadMode) ([]byte, error) {
+	members := e.Members()
+	if mode == ensemble.ReadStale && slices.Contains(members, e.s.cfg.NodeName) {
+		members = append([]hasup.NodeID{e.s.cfg.NodeName}, slices.DeleteFunc(slices.Clone(members), func(id hasup.NodeID) bool { return id == e.s.cfg.NodeName })...)
+	}
+	return e.s.toPrimary(ctx, e.name, members, func(ctx context.Context, to hasup.NodeID) ([]byte, error) {
+		return e.s.node.ForwardRead(ctx, to, e.name, q, mode)
+	})
+}
+
+// Status returns the ensemble's status from its primary (or, failing
+// that, from any member).
+func (e *Ensemble) Status(ctx context.Context) (Status, error) {
+	reg, _ := e.s.registryState()
+	en, ok := reg.Ensemble(e.name)
+	if !ok {
+		return Status{}, fmt.Errorf("%s: %w", e.name, ErrNotFound)
+	}
+	var last error
+	var fallback *ensemble.Status
+	for _, m := range en.Members {
+		st, err := e.s.node.ForwardStatus(ctx, m, e.name)
+		if err != nil {
+			last = err
+			continue
+		}
+		if st.IsPrimary {
+			return statusOf(en, st), nil
+		}
+		if fallback == nil || st.View > fallback.View {
+			fallback = &st
+		}
+	}
+	if fallback != nil {
+		return statusOf(en, *fallback), nil
+	}
+	return Status{}, fmt.Errorf("%s: %w (last: %v)", e.name, ErrNoQuorum, last)
+}
+
+func statusOf(en registry.Ensemble, st ensemble.Status) Status {
+	return Status{Name: en.Spec.Name, Type: en.Spec.Type, Epoch: st.Epoch, View: st.View, Primary: st.Primary,
+		Members: st.Members, Commit: st.Commit, Fence: st.Fence}
+}
+
+// Leader returns the ensemble's current primary.
+func (e *Ensemble) Leader(ctx context.Context) (hasup.NodeID, error) {
+	st, err := e.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	return st.Primary, nil
+}
+
+// Watch sends the ensemble's status whenever it changes, until ctx ends.
+func (e *Ensemble) Watch(ctx context.Context) <-chan Status {
+	ch := make(chan Status, 1)
+	go func() {
+		defer close(ch)
+		var last Status
+		first := true
+		for {
+			if st, err := e.Status(ctx); err == nil && (first || st.Epoch != last.Epoch || st.View != last.View || st.Primary != last.Primary || !slices.Equal(st.Members, last.Members)) {
+				first, last = false, st
+				select {
+				case ch <- st:
+				case <-ctx.Done():
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(e.s.cfg.ReconcileInterval):
+			}
+		}
+	}()
+	return ch
+}

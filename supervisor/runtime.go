@@ -1,0 +1,348 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hasup/hasup"
+	"github.com/hasup/hasup/ensemble"
+	"github.com/hasup/hasup/fsm/registry"
+	"github.com/hasup/hasup/supervisor/host"
+	"github.com/hasup/hasup/supervisor/reconcile"
+)
+
+// registryTimeout bounds one registry read or proposal made by the loop.
+const registryTimeout = time.Second
+
+// reconcile is one pass of the loop: learn, decide, act.
+func (s *Supervisor) reconcile(ctx context.Context) {
+	now := time.Now()
+	members := s.det.Members()
+	s.learnMembers(members, now)
+	local, err := s.node.Statuses(ctx)
+	if err != nil {
+		return
+	}
+	reg, err := s.readRegistry(ctx, local)
+	if err != nil {
+		s.maybeBootstrap(ctx, members, local)
+		return
+	}
+	s.mu.Lock()
+	s.reg, s.regOK = reg, true
+	s.mu.Unlock()
+	in := s.input(reg, local, now)
+	if in.ClusterPrimary {
+		s.registerCluster(ctx, reg, local)
+	}
+	for _, a := range reconcile.Decide(in) {
+		if err := s.act(ctx, reg, a); err != nil {
+			s.log.Debug("reconcile action failed", "action", a.Kind.String(), "ensemble", a.Ensemble, "err", err)
+		}
+	}
+}
+
+// learnMembers points the transport at every member's address and keeps
+// how long each has been in its state.
+func (s *Supervisor) learnMembers(members []hasup.Member, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range members {
+		if m.ID != s.cfg.NodeName && m.Addr != "" && m.State == hasup.MemberAlive {
+			s.tr.SetPeer(m.ID, m.Addr)
+		}
+		if o, ok := s.observed[m.ID]; !ok || o.state != m.State {
+			s.observed[m.ID] = observed{state: m.State, since: now}
+		}
+	}
+}
+
+// readRegistry reads the registry: from the local replica of the cluster
+// ensemble if this node is a voter, else from a voter.
+func (s *Supervisor) readRegistry(ctx context.Context, local []ensemble.Status) (registry.State, error) {
+	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	var b []byte
+	var err error
+	if slices.ContainsFunc(local, func(st ensemble.Status) bool { return st.Ensemble == ClusterEnsemble && st.Mode == ensemble.ModeNormal }) {
+		b, err = s.node.Read(ctx, ClusterEnsemble, registry.StateQuery(), ensemble.ReadStale)
+	} else {
+		err = ErrNoRegistry
+		for _, v := range s.voters() {
+			if v == s.cfg.NodeName {
+				continue
+			}
+			if b, err = s.node.ForwardRead(ctx, v, ClusterEnsemble, registry.StateQuery(), ensemble.ReadStale); err == nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return registry.State{}, err
+	}
+	return registry.DecodeState(b)
+}
+
+// maybeBootstrap forms the cluster ensemble when enough nodes see each
+// other and none of them has a registry.
+func (s *Supervisor) maybeBootstrap(ctx context.Context, members []hasup.Member, local []ensemble.Status) {
+	if slices.ContainsFunc(local, func(st ensemble.Status) bool { return st.Ensemble == ClusterEnsemble }) {
+		return // it runs (and is, say, changing view)
+	}
+	var alive []hasup.NodeID
+	for _, m := range members {
+		if m.State == hasup.MemberAlive {
+			alive = append(alive, m.ID)
+		}
+	}
+	if len(alive) < s.cfg.BootstrapExpect {
+		return
+	}
+	slices.Sort(alive)
+	n := votersFor(s.cfg.BootstrapExpect)
+	voters := alive[:n]
+	if !slices.Contains(voters, s.cfg.NodeName) {
+		return
+	}
+	s.log.Info("forming the cluster ensemble", "voters", voters)
+	err := s.node.Start(ctx, host.Spec{Name: ClusterEnsemble, Members: voters, FSM: registry.New(), Bootstrap: true})
+	if err != nil && !errors.Is(err, host.ErrExists) {
+		s.log.Warn("cannot start the cluster ensemble", "err", err)
+	}
+}
+
+// votersFor is the cluster ensemble's size for a cluster of n nodes.
+func votersFor(n int) int {
+	switch {
+	case n >= 5:
+		return 5
+	case n >= 3:
+		return 3
+	}
+	return 1
+}
+
+// registerCluster, at the cluster primary, lists the cluster ensemble in
+// the registry once its voters are registered nodes.
+func (s *Supervisor) registerCluster(ctx context.Context, reg registry.State, local []ensemble.Status) {
+	if _, ok := reg.Ensemble(ClusterEnsemble); ok {
+		return
+	}
+	i := slices.IndexFunc(local, func(st ensemble.Status) bool { return st.Ensemble == ClusterEnsemble })
+	if i < 0 {
+		return
+	}
+	st := local[i]
+	for _, m := range st.Members {
+		if _, ok := reg.Node(m); !ok {
+			return // the reconcile rules register it first
+		}
+	}
+	spec := registry.Spec{Name: ClusterEnsemble, Type: "registry", Replicas: len(st.Members), NoQuiesce: true}
+	_ = s.proposeRegistry(ctx, registry.CreateEnsembleCmd(spec, st.Members))
+}
+
+// input assembles what the decision core needs.
+func (s *Supervisor) input(reg registry.State, local []ensemble.Status, now time.Time) reconcile.Input {
+	in := reconcile.Input{Self: s.cfg.NodeName, Now: now.UnixNano(), Damping: int64(s.cfg.Damping), ClusterEnsemble: ClusterEnsemble}
+	in.Registry.Version = reg.Version
+	for _, n := range reg.Nodes {
+		in.Registry.Nodes = append(in.Registry.Nodes, reconcile.Node{ID: n.ID, Addr: n.Addr, Tags: n.Tags, State: n.State})
+	}
+	for _, e := range reg.Ensembles {
+		in.Registry.Ensembles = append(in.Registry.Ensembles, reconcile.Ensemble{Name: e.Spec.Name, Type: e.Spec.Type,
+			Replicas: e.Spec.Replicas, Constraints: e.Spec.Constraints, NoQuiesce: e.Spec.NoQuiesce,
+			Epoch: e.Epoch, Members: e.Members, Target: e.Target})
+	}
+	s.mu.Lock()
+	for _, m := range s.det.Members() {
+		o := s.observed[m.ID]
+		in.Detector = append(in.Detector, reconcile.Observed{ID: m.ID, State: m.State, Since: o.since.UnixNano(), Addr: m.Addr, Tags: m.Tags})
+	}
+	in.Hinted = map[hasup.EnsembleName]uint64{}
+	for k, v := range s.hinted {
+		in.Hinted[k] = v
+	}
+	s.mu.Unlock()
+	for _, st := range local {
+		in.Local = append(in.Local, reconcile.Replica{Name: st.Ensemble, Epoch: st.Epoch, Members: st.Members, View: st.View,
+			IsPrimary: st.IsPrimary, Primary: st.Primary, Mode: st.Mode.String(), Stopped: st.Stopped})
+		if st.Ensemble == ClusterEnsemble && st.IsPrimary {
+			in.ClusterPrimary = true
+		}
+	}
+	return in
+}
+
+// act carries out one decision.
+func (s *Supervisor) act(ctx context.Context, reg registry.State, a reconcile.Action) error {
+	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	switch a.Kind {
+	case reconcile.ProposeUpsertNode:
+		n := registry.Node{ID: a.Node, State: a.State, Addr: a.Addr, Tags: a.Tags}
+		if n.Addr == "" {
+			return fmt.Errorf("node %s: no transport address known yet", a.Node)
+		}
+		return s.proposeRegistry(ctx, registry.UpsertNodeCmd(n))
+	case reconcile.ProposeNodeState:
+		s.log.Info("recording a node's state", "peer", a.Node, "state", a.State.String(), "why", a.Reason)
+		return s.proposeRegistry(ctx, registry.SetNodeStateCmd(a.Node, a.State))
+	case reconcile.ProposeBeginReconfig:
+		s.log.Info("replacing a member", "ensemble", a.Ensemble, "members", a.Members, "why", a.Reason)
+		return s.proposeRegistry(ctx, registry.BeginReconfigCmd(a.Ensemble, a.Epoch, a.Members))
+	case reconcile.ProposeFinishReconfig:
+		return s.proposeRegistry(ctx, registry.FinishReconfigCmd(a.Ensemble, a.Epoch, a.Members))
+	case reconcile.Reconfigure:
+		// The reconfiguration commits in the ensemble, then the new epoch
+		// starts; the wait is bounded, and a later pass retries.
+		return s.node.Reconfigure(ctx, a.Ensemble, a.Members)
+	case reconcile.StartReplica:
+		e, ok := reg.Ensemble(a.Ensemble)
+		if !ok {
+			return ErrNotFound
+		}
+		f, err := s.newFSM(e.Spec.Type)
+		if err != nil {
+			return err
+		}
+		err = s.node.Start(ctx, host.Spec{Name: a.Ensemble, Members: a.Members, Epoch: a.Epoch, FSM: f,
+			Bootstrap: a.Bootstrap, Join: a.Join, NoQuiesce: e.Spec.NoQuiesce})
+		if errors.Is(err, host.ErrExists) {
+			return nil
+		}
+		return err
+	case reconcile.StopReplica:
+		s.log.Info("dropping a local replica", "ensemble", a.Ensemble, "why", a.Reason)
+		if a.Delete {
+			return s.node.Delete(ctx, a.Ensemble)
+		}
+		return s.node.Stop(ctx, a.Ensemble)
+	case reconcile.SuspectPrimary:
+		s.mu.Lock()
+		s.hinted[a.Ensemble] = reconcile.Fence(a.Epoch, a.View)
+		s.mu.Unlock()
+		return s.node.SuspectPrimary(ctx, a.Ensemble)
+	}
+	return nil
+}
+
+// proposeRegistry proposes cmd to the cluster ensemble's primary.
+func (s *Supervisor) proposeRegistry(ctx context.Context, cmd []byte) error {
+	res, err := s.propose(ctx, ClusterEnsemble, s.voters(), cmd)
+	if err != nil {
+		return err
+	}
+	r, err := registry.DecodeResult(res)
+	if err != nil {
+		return err
+	}
+	return r.Error()
+}
+
+// propose sends cmd to the ensemble's primary, trying the last known
+// leader first and then each member, until one takes it or ctx ends.
+func (s *Supervisor) propose(ctx context.Context, name hasup.EnsembleName, members []hasup.NodeID, cmd []byte) ([]byte, error) {
+	return s.toPrimary(ctx, name, members, func(ctx context.Context, to hasup.NodeID) ([]byte, error) {
+		return s.node.ForwardPropose(ctx, to, name, cmd)
+	})
+}
+
+// toPrimary runs call against the ensemble's primary (see propose),
+// retrying on any error that another member or a later try may not give.
+// For idempotent calls only: reads and the registry's commands.
+func (s *Supervisor) toPrimary(ctx context.Context, name hasup.EnsembleName, members []hasup.NodeID, call func(context.Context, hasup.NodeID) ([]byte, error)) ([]byte, error) {
+	return s.tryMembers(ctx, name, members, call, retryable)
+}
+
+// toPrimaryOnce is toPrimary for a call that must not run twice: it
+// retries only errors that say the call was not taken (a backup's
+// ErrNotPrimary, say), never a timeout or a view change.
+func (s *Supervisor) toPrimaryOnce(ctx context.Context, name hasup.EnsembleName, members []hasup.NodeID, call func(context.Context, hasup.NodeID) ([]byte, error)) ([]byte, error) {
+	return s.tryMembers(ctx, name, members, call, notTaken)
+}
+
+func (s *Supervisor) tryMembers(ctx context.Context, name hasup.EnsembleName, members []hasup.NodeID, call func(context.Context, hasup.NodeID) ([]byte, error), retry func(error) bool) ([]byte, error) {
+	if len(members) == 0 {
+		return nil, fmt.Errorf("ensemble %s: %w", name, ErrNotFound)
+	}
+	var last error
+	backoff := 5 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		order := s.reachable(members)
+		s.mu.Lock()
+		leader := s.leaders[name]
+		s.mu.Unlock()
+		if i := slices.Index(order, leader); i > 0 {
+			order[0], order[i] = order[i], order[0]
+		}
+		for _, to := range order {
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			res, err := call(actx, to)
+			cancel()
+			if err == nil {
+				s.mu.Lock()
+				s.leaders[name] = to
+				s.mu.Unlock()
+				return res, nil
+			}
+			last = err
+			if !retry(err) {
+				if errors.Is(err, context.DeadlineExceeded) {
+					return nil, fmt.Errorf("ensemble %s: %w: %v", name, ErrNoQuorum, err)
+				}
+				return nil, err
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("ensemble %s: %w (last: %v)", name, ErrNoQuorum, last)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("ensemble %s: %w (last: %v)", name, ErrNoQuorum, last)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// reachable returns the members the detector does not hold failed or
+// left (all of them if it holds every one so).
+func (s *Supervisor) reachable(members []hasup.NodeID) []hasup.NodeID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []hasup.NodeID
+	for _, m := range members {
+		if o, ok := s.observed[m]; m == s.cfg.NodeName || !ok || o.state == hasup.MemberAlive || o.state == hasup.MemberSuspect {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return slices.Clone(members)
+	}
+	return out
+}
+
+// notTaken: the error says the request was refused before it was ordered.
+func notTaken(err error) bool {
+	for _, e := range []error{ensemble.ErrNotPrimary, host.ErrNotFound, ensemble.ErrRecovering, ensemble.ErrReconfiguring, ensemble.ErrBusy} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryable: another member (or a later try) may succeed.
+func retryable(err error) bool {
+	for _, e := range []error{ensemble.ErrNotPrimary, host.ErrNotFound, ensemble.ErrViewChanged, ensemble.ErrRecovering,
+		ensemble.ErrReconfiguring, ensemble.ErrBusy, context.DeadlineExceeded, host.ErrStopped} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
