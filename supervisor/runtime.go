@@ -33,6 +33,15 @@ func (s *Supervisor) reconcile(ctx context.Context) {
 	}
 	s.mu.Lock()
 	s.reg, s.regOK = reg, true
+	if !s.firstRead {
+		s.firstRead = true
+		if _, known := reg.Node(s.cfg.NodeName); known && s.freshStore {
+			s.log.Warn("this node's data dir is new but the registry knows the node: its replicas recover from their peers")
+			for _, e := range reg.Ensembles {
+				s.noBootstrap[e.Spec.Name] = true
+			}
+		}
+	}
 	s.mu.Unlock()
 	in := s.input(reg, local, now)
 	if in.ClusterPrimary {
@@ -101,14 +110,27 @@ func (s *Supervisor) maybeBootstrap(ctx context.Context, members []hasup.Member,
 	if len(alive) < s.cfg.BootstrapExpect {
 		return
 	}
-	slices.Sort(alive)
-	n := votersFor(s.cfg.BootstrapExpect)
-	voters := alive[:n]
-	if !slices.Contains(voters, s.cfg.NodeName) {
+	// Only a first run forms a new cluster; a node that ran before either
+	// holds the cluster ensemble's state (and resumes it) or waits to read
+	// the registry from the voters, whoever they are now.
+	stored, err := s.st.Ensembles()
+	if err != nil {
 		return
 	}
-	s.log.Info("forming the cluster ensemble", "voters", voters)
-	err := s.node.Start(ctx, host.Spec{Name: ClusterEnsemble, Members: voters, FSM: registry.New(), Bootstrap: true})
+	if !s.freshStore && !slices.Contains(stored, ClusterEnsemble) {
+		return
+	}
+	slices.Sort(alive)
+	voters := alive[:votersFor(s.cfg.BootstrapExpect)]
+	resume := slices.Contains(stored, ClusterEnsemble) // its stored state and members win
+	s.mu.Lock()
+	seen := s.firstRead // a registry exists: never form another
+	s.mu.Unlock()
+	if !resume && (seen || !slices.Contains(voters, s.cfg.NodeName)) {
+		return
+	}
+	s.log.Info("forming or resuming the cluster ensemble", "voters", voters, "resume", resume)
+	err = s.node.Start(ctx, host.Spec{Name: ClusterEnsemble, Members: voters, FSM: registry.New(), Bootstrap: !resume})
 	if err != nil && !errors.Is(err, host.ErrExists) {
 		s.log.Warn("cannot start the cluster ensemble", "err", err)
 	}
@@ -209,8 +231,11 @@ func (s *Supervisor) act(ctx context.Context, reg registry.State, a reconcile.Ac
 		if err != nil {
 			return err
 		}
+		s.mu.Lock()
+		bootstrap := a.Bootstrap && !s.noBootstrap[a.Ensemble]
+		s.mu.Unlock()
 		err = s.node.Start(ctx, host.Spec{Name: a.Ensemble, Members: a.Members, Epoch: a.Epoch, FSM: f,
-			Bootstrap: a.Bootstrap, Join: a.Join, NoQuiesce: e.Spec.NoQuiesce})
+			Bootstrap: bootstrap, Join: a.Join, NoQuiesce: e.Spec.NoQuiesce})
 		if errors.Is(err, host.ErrExists) {
 			return nil
 		}

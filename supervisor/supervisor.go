@@ -141,6 +141,14 @@ type Supervisor struct {
 	observed map[hasup.NodeID]observed
 	hinted   map[hasup.EnsembleName]uint64
 	ready    chan struct{} // closed once Run has started the node
+	// freshStore: the store file did not exist when this process opened
+	// it. If the registry already knew this node then, its disk was lost:
+	// the ensembles listed at that moment must not be bootstrapped here
+	// (an empty replica claiming to be the start of the log would split
+	// it) but recovered from their peers. noBootstrap holds them.
+	freshStore  bool
+	firstRead   bool
+	noBootstrap map[hasup.EnsembleName]bool
 }
 
 type observed struct {
@@ -194,8 +202,13 @@ func New(cfg Config) (*Supervisor, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("supervisor: data dir: %w", err)
 	}
+	path := filepath.Join(cfg.DataDir, "hasup.db")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		s.freshStore = true
+	}
+	s.noBootstrap = map[hasup.EnsembleName]bool{}
 	var err error
-	if s.st, err = store.Open(filepath.Join(cfg.DataDir, "hasup.db"), store.DefaultOpenTimeout); err != nil {
+	if s.st, err = store.Open(path, store.DefaultOpenTimeout); err != nil {
 		return nil, err
 	}
 	tcfg := transport.DefaultConfig()
