@@ -32,6 +32,13 @@ func (s *Supervisor) reconcile(ctx context.Context) {
 		return
 	}
 	s.mu.Lock()
+	if s.regOK && reg.Version < s.reg.Version {
+		// A lagging voter (or this node's own replica, just restarted)
+		// answered: acting on an older registry than one already acted on
+		// could undo what that one did (stop a replica just started).
+		s.mu.Unlock()
+		return
+	}
 	s.reg, s.regOK = reg, true
 	if !s.firstRead {
 		s.firstRead = true

@@ -140,7 +140,6 @@ type Supervisor struct {
 	leaders  map[hasup.EnsembleName]hasup.NodeID
 	observed map[hasup.NodeID]observed
 	hinted   map[hasup.EnsembleName]uint64
-	ready    chan struct{} // closed once Run has started the node
 	// freshStore: the store file did not exist when this process opened
 	// it. If the registry already knew this node then, its disk was lost:
 	// the ensembles listed at that moment must not be bootstrapped here
@@ -187,7 +186,7 @@ func New(cfg Config) (*Supervisor, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Supervisor{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), leaders: map[hasup.EnsembleName]hasup.NodeID{},
-		observed: map[hasup.NodeID]observed{}, hinted: map[hasup.EnsembleName]uint64{}, ready: make(chan struct{}),
+		observed: map[hasup.NodeID]observed{}, hinted: map[hasup.EnsembleName]uint64{},
 		types: map[string]func() fsm.FSM{
 			"kv":       func() fsm.FSM { return kv.New() },
 			"lock":     func() fsm.FSM { return lock.New() },
@@ -253,7 +252,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); errs <- s.node.Run(ctx) }()
 	go func() { defer wg.Done(); errs <- s.det.Run(ctx) }()
-	close(s.ready)
 	err := s.loop(ctx)
 	cancel()
 	wg.Wait()
