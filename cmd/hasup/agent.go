@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/oklog/run"
+
+	"github.com/hasup/hasup"
+	"github.com/hasup/hasup/config"
+	"github.com/hasup/hasup/detector"
+	"github.com/hasup/hasup/internal/api"
+	"github.com/hasup/hasup/internal/transport"
+	"github.com/hasup/hasup/supervisor"
+)
+
+// agentCmd runs `hasup agent`: the daemon of one node.
+func agentCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "the YAML config file (optional: defaults, HASUP_* variables and flags suffice)")
+	values := map[string]*string{}
+	for _, st := range config.Settings() {
+		values[st.Flag] = fs.String(st.Flag, "", st.Usage+" (config key "+st.Key+", env "+st.Env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	flags := map[string]string{}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "config" {
+			flags[f.Name] = *values[f.Name]
+		}
+	})
+	cfg, err := config.Load(config.Options{File: *file, Env: os.Environ(), Flags: flags})
+	if err != nil {
+		fmt.Fprintln(stderr, "hasup agent:", err)
+		return exitConfig
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
+	if err := runAgent(context.Background(), cfg, logger, nil); err != nil {
+		fmt.Fprintln(stderr, "hasup agent:", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// agent is one running node: its supervisor and its HTTP API.
+type agent struct {
+	cfg  config.Config
+	sup  *supervisor.Supervisor
+	http net.Listener
+}
+
+// newAgent builds a node from its config.
+func newAgent(cfg config.Config, logger *slog.Logger) (*agent, error) {
+	key, err := detector.DecodeKey(cfg.Encrypt)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	scfg := supervisor.Config{
+		NodeName: hasup.NodeID(cfg.NodeName), DataDir: cfg.DataDir, BindAddr: cfg.BindAddr,
+		SerfPort: cfg.SerfPort, RPCPort: cfg.RPCPort, Join: cfg.Join, BootstrapExpect: cfg.BootstrapExpect,
+		Profile: detector.Profile(cfg.Profile), EncryptKey: key, Tags: cfg.Tags, Logger: logger,
+	}
+	if cfg.TLS.Enabled() {
+		scfg.TLS = &transport.TLSConfig{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, CAFile: cfg.TLS.CAFile}
+	}
+	sup, err := supervisor.New(scfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http_addr %s: %w", cfg.HTTPAddr, err)
+	}
+	return &agent{cfg: cfg, sup: sup, http: ln}, nil
+}
+
+// runAgent runs a node until a signal or ctx ends it. started, if not nil,
+// receives the agent once it runs.
+func runAgent(ctx context.Context, cfg config.Config, logger *slog.Logger, started chan<- *agent) error {
+	a, err := newAgent(cfg, logger)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx, logger, started)
+}
+
+// run wires the node's actors into one oklog/run group: the supervisor,
+// the HTTP API, the ensembles declared in the config, and signals.
+func (a *agent) run(ctx context.Context, logger *slog.Logger, started chan<- *agent) error {
+	var g run.Group
+	supCtx, supCancel := context.WithCancel(context.Background())
+	g.Add(func() error { return a.sup.Run(supCtx) }, func(error) { supCancel() })
+
+	srv := &http.Server{Handler: api.NewServer(api.FromSupervisor(a.sup), api.Options{Token: a.cfg.HTTPToken, Logger: logger}),
+		ReadHeaderTimeout: 10 * time.Second}
+	g.Add(func() error {
+		if err := srv.Serve(a.http); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+
+	declCtx, declCancel := context.WithCancel(ctx)
+	g.Add(func() error {
+		a.declare(declCtx, logger)
+		<-declCtx.Done()
+		return nil
+	}, func(error) { declCancel() })
+
+	sigCtx, sigCancel := context.WithCancel(ctx)
+	g.Add(func() error {
+		sigs := make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(sigs)
+		for {
+			select {
+			case <-sigCtx.Done():
+				return sigCtx.Err()
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					logger.Info("SIGHUP: declaring the config's ensembles again")
+					go a.declare(sigCtx, logger)
+					continue
+				}
+				logger.Info("leaving the cluster", "signal", sig.String())
+				if err := a.sup.Leave(); err != nil {
+					logger.Warn("leave failed", "err", err)
+				}
+				return run.ErrSignal
+			}
+		}
+	}, func(error) { sigCancel() })
+
+	if started != nil {
+		started <- a
+	}
+	err := g.Run()
+	var sig run.SignalError
+	if errors.As(err, &sig) || errors.Is(err, run.ErrSignal) || ctx.Err() != nil {
+		return nil // a signal or the caller ended it: a clean exit
+	}
+	return err
+}
+
+// declare creates the config's ensembles that do not exist yet, retrying
+// until the registry is reachable or ctx ends.
+func (a *agent) declare(ctx context.Context, logger *slog.Logger) {
+	for _, e := range a.cfg.Ensembles {
+		spec := supervisor.Spec{Name: hasup.EnsembleName(e.Name), Type: e.Type, Replicas: e.Replicas, Constraints: e.Constraints}
+		for ctx.Err() == nil {
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err := a.sup.Start(sctx, spec)
+			cancel()
+			if err == nil || errors.Is(err, supervisor.ErrExists) {
+				break
+			}
+			logger.Debug("declaring an ensemble", "ensemble", e.Name, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hasup/hasup/internal/api"
+)
+
+// clientCmd runs a command against the local agent's HTTP API.
+func clientCmd(verb string, args []string, stdout, stderr io.Writer) int {
+	c := &api.Client{Addr: envOr("HASUP_HTTP_ADDR", "127.0.0.1:7900"), Token: os.Getenv("HASUP_HTTP_TOKEN")}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	switch verb {
+	case "members":
+		err = membersCmd(ctx, c, args, stdout, stderr)
+	case "ensembles":
+		err = ensemblesCmd(ctx, c, args, stdout, stderr)
+	case "kv":
+		err = kvCmd(ctx, c, args, stdout, stderr)
+	}
+	if err == nil {
+		return exitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(stderr, "usage:", string(ue))
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "hasup %s: %v\n", verb, err)
+	switch {
+	case errors.Is(err, api.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, api.ErrConflict):
+		return exitConflict
+	case errors.Is(err, api.ErrUnavailable):
+		return exitUnavailable
+	case errors.Is(err, api.ErrUnauthorized):
+		return exitUnauthorized
+	}
+	return exitFailure
+}
+
+type usageError string
+
+func (u usageError) Error() string { return string(u) }
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// parse parses flags that may come after positional arguments, and
+// returns the positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError(err.Error())
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func formatFlag(fs *flag.FlagSet) *string {
+	return fs.String("format", "text", "output format: text or json")
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func membersCmd(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("members", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	format := formatFlag(fs)
+	if pos, err := parse(fs, args); err != nil || len(pos) > 0 {
+		return usageError("hasup members [-format json]")
+	}
+	ms, err := c.Members(ctx)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return printJSON(stdout, ms)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDR\tSTATUS\tTAGS")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.Status, tagString(m.Tags))
+	}
+	return tw.Flush()
+}
+
+func tagString(tags map[string]string) string {
+	var parts []string
+	for k, v := range tags {
+		parts = append(parts, k+"="+v)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
+
+func ensemblesCmd(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ensembles", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	format := formatFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil || len(pos) > 1 {
+		return usageError("hasup ensembles [NAME] [-format json]")
+	}
+	var es []api.Ensemble
+	if len(pos) == 1 {
+		e, err := c.Ensemble(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		es = []api.Ensemble{e}
+	} else if es, err = c.Ensembles(ctx); err != nil {
+		return err
+	}
+	if *format == "json" {
+		if len(pos) == 1 {
+			return printJSON(stdout, es[0])
+		}
+		return printJSON(stdout, es)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTYPE\tREPLICAS\tEPOCH\tVIEW\tPRIMARY\tMEMBERS\tCOMMIT")
+	for _, e := range es {
+		primary := e.Primary
+		if primary == "" {
+			primary = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%d\n", e.Name, e.Type, e.Replicas, e.Epoch, e.View, primary, strings.Join(e.Members, ","), e.Commit)
+	}
+	return tw.Flush()
+}
+
+func kvCmd(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
+	const u = "hasup kv get ENSEMBLE KEY [-consistency linearizable|lease|stale] | put ENSEMBLE KEY VALUE [-cas REV] | delete ENSEMBLE KEY | list ENSEMBLE [-prefix P] [-format json]"
+	if len(args) == 0 {
+		return usageError(u)
+	}
+	fs := flag.NewFlagSet("kv "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	consistency := fs.String("consistency", "linearizable", "linearizable, lease or stale")
+	cas := fs.String("cas", "", "write only if the key's revision is REV (0: only if absent)")
+	prefix := fs.String("prefix", "", "list only keys with this prefix")
+	format := formatFlag(fs)
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return usageError(u)
+	}
+	switch args[0] {
+	case "get":
+		if len(pos) != 2 {
+			return usageError(u)
+		}
+		v, _, err := c.KVGet(ctx, pos[0], pos[1], api.Consistency(*consistency))
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", v)
+		return err
+	case "put":
+		if len(pos) != 3 {
+			return usageError(u)
+		}
+		var casp *uint64
+		if *cas != "" {
+			n, err := strconv.ParseUint(*cas, 10, 64)
+			if err != nil {
+				return usageError("-cas wants a revision number: " + err.Error())
+			}
+			casp = &n
+		}
+		rev, err := c.KVPut(ctx, pos[0], pos[1], []byte(pos[2]), casp)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "revision %d\n", rev)
+		return err
+	case "delete":
+		if len(pos) != 2 {
+			return usageError(u)
+		}
+		return c.KVDelete(ctx, pos[0], pos[1])
+	case "list":
+		if len(pos) != 1 {
+			return usageError(u)
+		}
+		kvs, err := c.KVList(ctx, pos[0], *prefix)
+		if err != nil {
+			return err
+		}
+		if *format == "json" {
+			return printJSON(stdout, kvs)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEY\tREVISION\tVALUE")
+		for _, kv := range kvs {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", kv.Key, kv.Revision, kv.Value)
+		}
+		return tw.Flush()
+	}
+	return usageError(u)
+}

@@ -1,0 +1,33 @@
+package api
+
+import (
+	"context"
+
+	"github.com/hasup/hasup"
+	"github.com/hasup/hasup/supervisor"
+)
+
+// FromSupervisor returns s as a Backend. The adapter only changes the
+// result types of Start and Lookup: *supervisor.Ensemble to EnsembleHandle.
+func FromSupervisor(s *supervisor.Supervisor) Backend { return supervisorBackend{s} }
+
+// supervisorBackend is a *supervisor.Supervisor seen as a Backend.
+type supervisorBackend struct{ *supervisor.Supervisor }
+
+// Start creates an ensemble; see supervisor.Supervisor.Start.
+func (b supervisorBackend) Start(ctx context.Context, spec supervisor.Spec) (EnsembleHandle, error) {
+	return handleOf(b.Supervisor.Start(ctx, spec))
+}
+
+// Lookup returns a handle on an ensemble; see supervisor.Supervisor.Lookup.
+func (b supervisorBackend) Lookup(name hasup.EnsembleName) (EnsembleHandle, error) {
+	return handleOf(b.Supervisor.Lookup(name))
+}
+
+// handleOf keeps a nil *supervisor.Ensemble a nil interface.
+func handleOf(e *supervisor.Ensemble, err error) (EnsembleHandle, error) {
+	if e == nil {
+		return nil, err
+	}
+	return e, err
+}
