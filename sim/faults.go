@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"slices"
 
 	"github.com/hasup/hasup/ensemble"
@@ -17,7 +18,7 @@ func (w *world) injectFaults() {
 	}
 	for _, n := range w.nodes {
 		if n.up && w.rng.Float64() < p.CrashPct {
-			w.crashNode(n, w.now+int64(p.RestartMin+w.rng.IntN(p.RestartMax-p.RestartMin+1)))
+			w.crashNode(n, w.now+w.crashSteps())
 		}
 		if w.rng.Float64() < p.ClockJumpPct {
 			jump := int64(w.rng.IntN(3_600_000)+1) * 1_000_000
@@ -44,6 +45,19 @@ func (w *world) injectFaults() {
 			w.res.Faults["false_suspicions"]++
 		}
 	}
+}
+
+// crashSteps draws how long a crashed node stays down. In a supervised
+// run some crashes outlast detection and damping, so that the supervisors
+// declare the node failed and replace it.
+func (w *world) crashSteps() int64 {
+	p := w.p
+	d := int64(p.RestartMin + w.rng.IntN(p.RestartMax-p.RestartMin+1))
+	if p.Supervised && w.rng.Float64() < p.LongCrashPct {
+		d = int64(2*p.DetectMax + p.DampingSteps + w.rng.IntN(3*p.DampingSteps+1))
+		w.res.Faults["long_crashes"]++
+	}
+	return d
 }
 
 // partition cuts the network in one of several shapes.
@@ -131,6 +145,9 @@ func (w *world) maybeDamageDisk(n *simNode) {
 		if rep == nil || rep.faulted || rep.e.diskFaults >= rep.e.f || len(rep.disk.records) == 0 {
 			continue
 		}
+		if w.p.Supervised && rep.e.diskFaults+rep.e.stateless(rep) >= rep.e.f {
+			continue
+		}
 		rep.faulted = true
 		rep.e.diskFaults++
 		if wipe {
@@ -155,8 +172,16 @@ func (w *world) restartNode(n *simNode) {
 	for i := range n.heard {
 		n.heard[i] = w.now // a restarted runtime starts its silence clocks afresh
 	}
+	if w.p.Supervised {
+		w.resetSupervisor(n)
+	}
 	for i, rep := range n.reps {
 		if rep == nil {
+			continue
+		}
+		if w.p.Supervised && !w.reopens(rep) {
+			n.reps[i] = nil
+			rep.e.replicas = slices.DeleteFunc(rep.e.replicas, func(x *simReplica) bool { return x == rep })
 			continue
 		}
 		rep.start(false)
@@ -166,6 +191,24 @@ func (w *world) restartNode(n *simNode) {
 		}
 	}
 	w.traceEvent('r', uint64(n.idx))
+}
+
+// reopens reports whether a restarted node's host reopens rep in a
+// supervised run: only if its storage holds state. Otherwise the
+// supervisor starts it again if the registry names the node, recovering
+// if it had persisted anything (the runtime knows its store was lost).
+func (w *world) reopens(rep *simReplica) bool {
+	dur, err := rep.disk.load()
+	switch {
+	case errors.Is(err, errCorrupt):
+		w.res.Faults["corruption_detected"]++
+	case err != nil:
+		w.fail("replica %s/%s: %v", rep.e.name, rep.node.id, err)
+	case dur != nil:
+		return true
+	}
+	rep.node.lostStore[rep.e.idx] = err != nil || rep.joined
+	return false
 }
 
 // startLiveness ends fault injection: the network heals (message loss drops
@@ -178,6 +221,11 @@ func (w *world) startLiveness() {
 		c.nextAt = min(c.nextAt, w.now) // end the pauses
 	}
 	w.blocked = map[[2]int]bool{}
+	for _, n := range w.nodes {
+		for _, d := range n.det {
+			d.falseUntil = 0 // no more false verdicts
+		}
+	}
 	w.p.DropPct = min(w.p.DropPct, 0.05)
 	w.p.SpikePct, w.p.CorruptPct = 0, 0
 	keep := -1
@@ -203,8 +251,8 @@ func (w *world) startLiveness() {
 // canKeepDown: every ensemble on n keeps f+1 other replicas that never had
 // a disk fault (a damaged one needs f+1 healthy peers to recover).
 func (w *world) canKeepDown(n *simNode) bool {
-	for _, e := range w.ens {
-		if e.reconfig != nil {
+	for i, e := range w.ens {
+		if e.reconfig != nil || (w.reg != nil && w.reg.ensembles[i].Target != nil) {
 			return false
 		}
 	}
@@ -219,6 +267,9 @@ func (w *world) canKeepDown(n *simNode) bool {
 			if other != rep && other.faulted {
 				return false
 			}
+		}
+		if w.p.Supervised && rep.e.stateless(rep) > 0 {
+			return false
 		}
 	}
 	return true
@@ -264,5 +315,5 @@ func (w *world) converged() bool {
 			}
 		}
 	}
-	return w.statesAgree()
+	return w.statesAgree() && (!w.p.Supervised || w.settled())
 }

@@ -1,6 +1,9 @@
 package sim
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"slices"
+)
 
 // Params are the shape and fault rates of one run, drawn from its seed
 // ("swarm testing": every seed explores its own mix of faults).
@@ -46,6 +49,24 @@ type Params struct {
 	IdlePct       float64 // chance that a client pauses for a long while after an op
 	SafetySteps   int     // minimum length of the safety phase
 	LivenessTicks int     // bound for the liveness phase, in ticks
+
+	// Supervised: reconfigurations are not drawn (Reconfigs is 0) but
+	// decided by simulated supervisors running reconcile.Decide on every
+	// up node, against a simulated registry and simulated failure
+	// detectors (supervisor.go). The fields below are zero otherwise.
+	Supervised     bool
+	ReconcileTicks int     // ticks between a node's supervisor passes (the runtime's ReconcileInterval)
+	DampingSteps   int     // reconcile.Input.Damping, in steps
+	DetectMin      int     // steps before a detector sees a crash or a cut (suspect, then failed)
+	DetectMax      int     //
+	AliveDelayMax  int     // steps before a detector sees a node alive again
+	FalsePct       float64 // per step: a false failure verdict on a live node, by some or all observers
+	FlapPct        float64 // per step: a live node flaps (failed/alive, each failed phase shorter than the damping)
+	LongCrashPct   float64 // share of crashes that outlast detection and damping, so that repairs happen
+	RegDelayMax    int     // steps a registry proposal takes to commit
+	RegLossPct     float64 // share of registry proposals lost (the cluster ensemble changed primary, say)
+	RegLagPct      float64 // chance that a supervisor pass reads no newer registry than its last
+	Zones          int     // 0: no tags; else nodes are tagged zone=z<i mod Zones> and ensembles spread by zone
 }
 
 func drawParams(rng *rand.Rand) Params {
@@ -109,6 +130,49 @@ func drawParams(rng *rand.Rand) Params {
 		p.Reconfigs = p.Ensembles[0] + 2 // one per member, and room for a retry
 	}
 	return p
+}
+
+// drawSupervised makes p a supervised run: reconfigurations come from the
+// supervisors, so none is drawn, and one node more than the smallest
+// ensemble at least, so that a failed member has a spare to move to.
+func drawSupervised(rng *rand.Rand, p *Params) {
+	p.Supervised = true
+	p.Reconfigs, p.RotateAll = 0, false
+	p.Nodes = max(p.Nodes, slices.Min(p.Ensembles)+1, slices.Max(p.Ensembles))
+	if p.Nodes < 6 && rng.IntN(2) == 0 {
+		p.Nodes++ // a second spare
+	}
+	p.ReconcileTicks = 2 + rng.IntN(5) // the runtime passes every 5 ticks (50 ms of 10 ms ticks)
+	p.DampingSteps = 100 + rng.IntN(500)
+	p.DetectMin = 10 + rng.IntN(20)
+	p.DetectMax = p.DetectMin + 10 + rng.IntN(150)
+	p.AliveDelayMax = 5 + rng.IntN(50)
+	p.FalsePct = pick(rng, 0, 0.003)
+	p.FlapPct = pick(rng, 0, 0.002)
+	if p.CrashPct == 0 && rng.IntN(3) > 0 {
+		p.CrashPct = 0.0001 + rng.Float64()*0.0004 // repairs need failures; a third run on false verdicts alone
+	}
+	p.LongCrashPct = 0.2 + rng.Float64()*0.5
+	p.RegDelayMax = 1 + rng.IntN(60)
+	p.RegLossPct = pick(rng, 0, 0.2)
+	p.RegLagPct = pick(rng, 0, 0.5)
+	if rng.IntN(3) == 0 {
+		p.Zones = 2 + rng.IntN(2)
+	}
+	// Detection, damping, a proposal or two, the reconfiguration and the
+	// joiner's state transfer, for a node kept down in the liveness phase;
+	// and damping again for a node the registry holds failed by mistake.
+	p.LivenessTicks += (p.DetectMax + 3*p.DampingSteps + 4*p.RegDelayMax) / p.TickSteps
+}
+
+// supervisedSeed reports whether a seed runs supervised: half of them, by
+// a hash of the seed, so that the draws of the other half (and their
+// traces) are what they were before supervised runs existed.
+func supervisedSeed(seed uint64) bool {
+	z := seed + 0x9e3779b97f4a7c15 // splitmix64's finaliser
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return (z^z>>31)&1 == 1
 }
 
 // pick returns 0 a third of the time (a fault-free dimension), else a value

@@ -99,13 +99,14 @@ func (w *world) maybeReconfigure() {
 
 // driveReconfig asks the primary (again) until the new epoch runs, and ends
 // the reconfiguration once every live member runs it and every removed
-// replica has stopped.
+// replica has stopped. In a supervised run the supervisors ask and delete;
+// it only keeps the books.
 func (e *simEnsemble) driveReconfig() {
 	rc, w := e.reconfig, e.w
 	if rc == nil {
 		return
 	}
-	if !rc.started && w.now-rc.askedAt >= 50 {
+	if !rc.started && w.now-rc.askedAt >= 50 && !w.p.Supervised {
 		rc.askedAt = w.now
 		for _, rep := range e.replicas {
 			if rep.node.up && rep.r.Status().IsPrimary && rep.r.Status().Epoch == rc.epoch-1 {
@@ -115,6 +116,10 @@ func (e *simEnsemble) driveReconfig() {
 				})
 			}
 		}
+	}
+	if w.p.Supervised {
+		e.trackSupervised(rc)
+		return
 	}
 	done := rc.started
 	for _, rep := range e.replicas {
@@ -127,22 +132,7 @@ func (e *simEnsemble) driveReconfig() {
 		}
 		st := rep.r.Status()
 		if rep.node.up && st.Epoch >= rc.epoch && st.Mode != ensemble.ModeJoining && !rc.started {
-			rc.started = true
-			e.epoch = rc.epoch
-			e.members = slices.Clone(rc.members)
-			// Until the new epoch runs everywhere, the old one may still be
-			// needed (its members hold the state the joiners fetch): the
-			// disk-fault budget is the smaller of the two (seed 453).
-			e.f = min(e.f, len(rc.members)/2)
-			w.res.Reconfigs++
-			for _, m := range e.original {
-				if !slices.Contains(e.members, m) && !slices.Contains(e.replaced, m) {
-					e.replaced = append(e.replaced, m)
-					if len(e.replaced) == len(e.original) {
-						w.res.Faults["reconfigs_rotated_all"]++ // every original member has been replaced once
-					}
-				}
-			}
+			e.startEpoch(rc)
 		}
 		if slices.Contains(rc.members, rep.node.id) && (st.Epoch < rc.epoch || st.Mode == ensemble.ModeJoining) {
 			done = false
@@ -155,6 +145,59 @@ func (e *simEnsemble) driveReconfig() {
 		e.reconfig = nil
 		e.f = len(e.members) / 2
 		e.dropStopped()
+	}
+}
+
+// trackSupervised keeps the books of a reconfiguration the supervisors
+// run: it starts when a replica runs its epoch, and is done once every new
+// member's replica runs it (a down one by its last state). Removed
+// replicas are the supervisors' to delete, and a removed member that is
+// down does not hold the new epoch back: the new members hold its state.
+// A supervised reconfiguration keeps the member count, so the disk-fault
+// budget is the same in both epochs.
+func (e *simEnsemble) trackSupervised(rc *reconfig) {
+	w := e.w
+	for _, rep := range e.replicas {
+		st := rep.r.Status()
+		if rep.node.up && st.Epoch >= rc.epoch && st.Mode != ensemble.ModeJoining && !rc.started {
+			e.startEpoch(rc)
+		}
+	}
+	if !rc.started {
+		return
+	}
+	for _, m := range rc.members {
+		rep := w.node(m).reps[e.idx]
+		if rep == nil {
+			return
+		}
+		if st := rep.r.Status(); st.Epoch < rc.epoch || st.Mode == ensemble.ModeJoining {
+			return
+		}
+	}
+	e.reconfig = nil
+	e.f = len(e.members) / 2
+}
+
+// startEpoch records that a replica runs rc's epoch: the ensemble's
+// members are the new ones from now on.
+func (e *simEnsemble) startEpoch(rc *reconfig) {
+	w := e.w
+	rc.started = true
+	e.epoch = rc.epoch
+	e.members = slices.Clone(rc.members)
+	// Until the new epoch runs everywhere, the old one may still be
+	// needed (its members hold the state the joiners fetch): the
+	// disk-fault budget is the smaller of the two (seed 453).
+	e.f = min(e.f, len(rc.members)/2)
+	w.res.Reconfigs++
+	for _, m := range e.original {
+		if !slices.Contains(e.members, m) && !slices.Contains(e.replaced, m) {
+			e.replaced = append(e.replaced, m)
+			if len(e.replaced) == len(e.original) {
+				w.res.Faults["reconfigs_rotated_all"]++ // every original member has been replaced once
+			}
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/hasup/hasup"
 	"github.com/hasup/hasup/ensemble"
 	"github.com/hasup/hasup/fsm/kv"
 )
@@ -13,21 +14,8 @@ import (
 // disk, recovering if the disk is empty or corrupt.
 func (rep *simReplica) start(bootstrap bool) {
 	w := rep.w
-	rep.store = kv.New()
-	cfg := ensemble.DefaultConfig()
-	cfg.Ensemble, cfg.ID, cfg.Members, cfg.FSM = rep.e.name, rep.node.id, rep.e.members, rep.store
-	cfg.Epoch = rep.e.epoch // what the registry would say now
-	cfg.Rand = rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))
 	node := rep.node
-	cfg.Clock = func() int64 { return w.now*1_000_000 + node.clockOffset }
-	cfg.ViewChangeTicks = w.p.ViewChangeTick
-	cfg.CheckpointOps = w.p.CheckpointOps
-	cfg.ChunkBytes = w.p.ChunkBytes
-	cfg.ClientsMax = w.p.ClientsMax
-	cfg.PipelineMax = w.p.PipelineMax
-	cfg.BatchOps = w.p.BatchOps
-	cfg.LeaseTicks = w.p.LeaseTicks
-	cfg.QuiesceTicks = w.p.QuiesceTicks
+	cfg := rep.config(rep.e.epoch, rep.e.members) // what the registry would say now
 	cfg.Bootstrap = bootstrap
 	if !bootstrap {
 		dur, err := rep.disk.load()
@@ -62,9 +50,52 @@ func (rep *simReplica) start(bootstrap bool) {
 			rep.highest = ensemble.Fence(cfg.Durable.Hard.Epoch, cfg.Durable.Hard.View)
 		}
 	}
+	rep.run(cfg)
+}
+
+// startEmpty starts a replica that has no storage, as a supervisor's
+// StartReplica does: a joiner of epoch with members, or else one that
+// recovers its state from its peers (a new incarnation).
+func (rep *simReplica) startEmpty(epoch uint64, members []hasup.NodeID, join bool) {
+	cfg := rep.config(epoch, members)
+	if join {
+		cfg.Join = true
+		rep.join = &reconfig{kind: "join", epoch: epoch, members: slices.Clone(members)}
+	} else {
+		rep.w.res.Faults["recoveries"]++
+		rep.faulted = true // it needs f+1 healthy peers to recover
+		rep.e.diskFaults++
+	}
+	rep.run(cfg)
+}
+
+// config is the replica's configuration, in epoch with members unless
+// its storage says otherwise.
+func (rep *simReplica) config(epoch uint64, members []hasup.NodeID) ensemble.Config {
+	w := rep.w
+	rep.store = kv.New()
+	cfg := ensemble.DefaultConfig()
+	cfg.Ensemble, cfg.ID, cfg.Members, cfg.FSM = rep.e.name, rep.node.id, slices.Clone(members), rep.store
+	cfg.Epoch = epoch
+	cfg.Rand = rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))
+	node := rep.node
+	cfg.Clock = func() int64 { return w.now*1_000_000 + node.clockOffset }
+	cfg.ViewChangeTicks = w.p.ViewChangeTick
+	cfg.CheckpointOps = w.p.CheckpointOps
+	cfg.ChunkBytes = w.p.ChunkBytes
+	cfg.ClientsMax = w.p.ClientsMax
+	cfg.PipelineMax = w.p.PipelineMax
+	cfg.BatchOps = w.p.BatchOps
+	cfg.LeaseTicks = w.p.LeaseTicks
+	cfg.QuiesceTicks = w.p.QuiesceTicks
+	return cfg
+}
+
+// run creates the replica from cfg.
+func (rep *simReplica) run(cfg ensemble.Config) {
 	r, err := ensemble.New(cfg)
 	if err != nil {
-		w.fail("start replica %s/%s: %v", rep.e.name, node.id, err)
+		rep.w.fail("start replica %s/%s: %v", rep.e.name, rep.node.id, err)
 	}
 	rep.r, rep.busy, rep.inbox = r, false, nil
 	rep.last = r.Status()

@@ -17,7 +17,22 @@ var (
 	flagBase  = flag.Uint64("sim.base", 0, "first seed minus one")
 	flagV     = flag.Bool("sim.v", false, "print one line per seed")
 	flagDebug = flag.Bool("sim.debug", false, "with -sim.seed: print every delivery and status change")
+	flagMode  = flag.String("sim.mode", "", `"classic" or "supervised": run every seed that way ("": as drawn, half of each)`)
 )
+
+// flagRunMode is -sim.mode as a mode.
+func flagRunMode(t *testing.T) mode {
+	switch *flagMode {
+	case "":
+		return modeDrawn
+	case "classic":
+		return modeClassic
+	case "supervised":
+		return modeSupervised
+	}
+	t.Fatalf("-sim.mode=%q: want classic or supervised", *flagMode)
+	return 0
+}
 
 // TestSimulation runs the seeded whole-cluster simulation and ends with one
 // SIM summary line. A failing seed prints the command that replays it.
@@ -30,23 +45,25 @@ func TestSimulation(t *testing.T) {
 			seeds = append(seeds, *flagBase+uint64(i))
 		}
 	}
+	m := flagRunMode(t)
 	if *flagDebug && len(seeds) == 1 {
-		r := Debug(seeds[0], func(format string, args ...any) { fmt.Printf(format+"\n", args...) })
+		r := run(seeds[0], m, func(format string, args ...any) { fmt.Printf(format+"\n", args...) })
 		t.Logf("seed %d: anomaly=%q liveness=%q", r.Seed, r.Anomaly, r.LivenessFailure)
 		return
 	}
-	results := runSeeds(seeds)
+	results := runSeeds(seeds, m)
 	faults := map[string]int{}
 	var ops, acked, nfaults, anomalies, lost, liveFail, missed int
 	var converge int64
-	var leaseReads, staleReads, reconfigs int
+	var leaseReads, staleReads, reconfigs, supervised int
 	trace := fnv.New64a()
 	for _, r := range results {
 		ops += r.Ops
 		acked += r.Acked
 		for k, v := range r.Faults {
 			faults[k] += v
-			if k != "recoveries" && k != "corruption_detected" && k != "sessions_expired" && k != "stale_reads_refused" && !strings.HasPrefix(k, "reconfigs_") {
+			if k != "recoveries" && k != "corruption_detected" && k != "sessions_expired" && k != "stale_reads_refused" &&
+				!strings.HasPrefix(k, "reconfigs_") && !strings.HasPrefix(k, "supervised_") {
 				nfaults += v
 			}
 		}
@@ -55,21 +72,24 @@ func TestSimulation(t *testing.T) {
 		leaseReads += r.LeaseReads
 		reconfigs += r.Reconfigs
 		staleReads += r.StaleReads
+		if r.Params.Supervised {
+			supervised++
+		}
 		_ = binary.Write(trace, binary.LittleEndian, r.Trace)
 		if *flagV {
-			t.Logf("seed %d: nodes=%d ens=%v rotate=%v ops=%d acked=%d commit=%v steps=%d faults=%v", r.Seed, r.Params.Nodes, r.Params.Ensembles, r.Params.RotateAll, r.Ops, r.Acked, r.CommittedPerEns, r.Steps, r.Faults)
+			t.Logf("seed %d: supervised=%v nodes=%d ens=%v rotate=%v ops=%d acked=%d commit=%v steps=%d faults=%v", r.Seed, r.Params.Supervised, r.Params.Nodes, r.Params.Ensembles, r.Params.RotateAll, r.Ops, r.Acked, r.CommittedPerEns, r.Steps, r.Faults)
 		}
 		if r.Anomaly != "" || r.Lost > 0 {
 			anomalies++
-			t.Errorf("seed %d: anomaly: %s (lost=%d)\n  replay: go test ./sim -run TestSimulation -sim.seed=%d -v", r.Seed, r.Anomaly, r.Lost, r.Seed)
+			t.Errorf("seed %d: anomaly: %s (lost=%d)\n  replay: go test ./sim -run TestSimulation -sim.seed=%d%s -v", r.Seed, r.Anomaly, r.Lost, r.Seed, modeFlag(*flagMode))
 		}
 		if r.CommitTargetMissed {
 			missed++
-			t.Errorf("seed %d: an ensemble committed fewer than 3 checkpoint intervals (%d ops) before the liveness phase: %v\n  replay: go test ./sim -run TestSimulation -sim.seed=%d -v", r.Seed, 3*r.Params.CheckpointOps, r.CommittedPerEns, r.Seed)
+			t.Errorf("seed %d: an ensemble committed fewer than 3 checkpoint intervals (%d ops) before the liveness phase: %v\n  replay: go test ./sim -run TestSimulation -sim.seed=%d%s -v", r.Seed, 3*r.Params.CheckpointOps, r.CommittedPerEns, r.Seed, modeFlag(*flagMode))
 		}
 		if r.LivenessFailure != "" && r.Anomaly == "" {
 			liveFail++
-			t.Errorf("seed %d: liveness failure: %s\n  replay: go test ./sim -run TestSimulation -sim.seed=%d -v", r.Seed, r.LivenessFailure, r.Seed)
+			t.Errorf("seed %d: liveness failure: %s\n  replay: go test ./sim -run TestSimulation -sim.seed=%d%s -v", r.Seed, r.LivenessFailure, r.Seed, modeFlag(*flagMode))
 		}
 	}
 	var parts []string
@@ -84,13 +104,22 @@ func TestSimulation(t *testing.T) {
 		parts[i] = fmt.Sprintf("%s=%.1f", k, float64(faults[k])/n)
 	}
 	t.Logf("faults per seed by type: %s", strings.Join(parts, " "))
-	fmt.Printf("SIM seeds=%d ops=%d acked=%d faults=%d anomalies=%d lost=%d liveness_failures=%d reconfigs=%d lease_reads=%d trace=%016x\n",
-		len(results), ops, acked, nfaults, anomalies, lost, liveFail, reconfigs, leaseReads, trace.Sum64())
+	fmt.Printf("SIM seeds=%d ops=%d acked=%d faults=%d anomalies=%d lost=%d liveness_failures=%d reconfigs=%d lease_reads=%d supervised=%d repairs=%d false_verdicts=%d flaps=%d trace=%016x\n",
+		len(results), ops, acked, nfaults, anomalies, lost, liveFail, reconfigs, leaseReads,
+		supervised, faults["supervised_repairs"], faults["false_verdicts"], faults["flaps"], trace.Sum64())
+}
+
+// modeFlag is the -sim.mode argument of a replay command.
+func modeFlag(m string) string {
+	if m == "" {
+		return ""
+	}
+	return " -sim.mode=" + m
 }
 
 // runSeeds runs seeds on every core; results come back in seed order, so
 // the combined trace does not depend on scheduling.
-func runSeeds(seeds []uint64) []Result {
+func runSeeds(seeds []uint64, m mode) []Result {
 	results := make([]Result, len(seeds))
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -99,7 +128,7 @@ func runSeeds(seeds []uint64) []Result {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i] = Run(seeds[i])
+				results[i] = run(seeds[i], m, nil)
 			}
 		}()
 	}
@@ -113,31 +142,68 @@ func runSeeds(seeds []uint64) []Result {
 
 // regressionSeeds are seeds that once found a bug; each runs in every test
 // run. The comment says what it found.
+// The seeds found before supervised runs existed run classic: about half
+// of them would now be drawn supervised, and would no longer replay what
+// they found.
 var regressionSeeds = []struct {
 	seed uint64
+	mode mode
 	bug  string
 }{
-	{4, "a duplicate first checkpoint chunk reset a finished transfer"},
-	{5, "a backup one op behind a checkpointed primary never caught up"},
-	{366, "the pipeline counted an inherited tail that committed outside maybeCommit, and stalled"},
-	{434, "a late STARTVIEW took a transferring replica's log below its commit"},
-	{465, "a late STARTVIEW took a transferring replica's log below its commit"},
-	{518, "a backup one op behind a checkpointed primary never caught up"},
-	{914, "a restarted deposed primary counted a pre-crash COMMITOK and served a stale read"},
-	{974, "recovery restarted while its transfer was still making progress"},
-	{986, "a torn record left behind a later write made the storage look corrupt"},
-	{1613, "an idle primary was always busy with empty storage writes in the simulator"},
-	{1936, "a one-replica ensemble lost its bootstrap state to a crash"},
-	{453, "the simulator's disk-fault budget took the new epoch's f before the new epoch ran"},
-	{53, "a quiescent replica that missed the op removing it was stranded in the old epoch (no refresh)"},
+	{4, modeClassic, "a duplicate first checkpoint chunk reset a finished transfer"},
+	{5, modeClassic, "a backup one op behind a checkpointed primary never caught up"},
+	{366, modeClassic, "the pipeline counted an inherited tail that committed outside maybeCommit, and stalled"},
+	{434, modeClassic, "a late STARTVIEW took a transferring replica's log below its commit"},
+	{465, modeClassic, "a late STARTVIEW took a transferring replica's log below its commit"},
+	{518, modeClassic, "a backup one op behind a checkpointed primary never caught up"},
+	{914, modeClassic, "a restarted deposed primary counted a pre-crash COMMITOK and served a stale read"},
+	{974, modeClassic, "recovery restarted while its transfer was still making progress"},
+	{986, modeClassic, "a torn record left behind a later write made the storage look corrupt"},
+	{1613, modeClassic, "an idle primary was always busy with empty storage writes in the simulator"},
+	{1936, modeClassic, "a one-replica ensemble lost its bootstrap state to a crash"},
+	{453, modeClassic, "the simulator's disk-fault budget took the new epoch's f before the new epoch ran"},
+	{53, modeClassic, "a quiescent replica that missed the op removing it was stranded in the old epoch (no refresh)"},
 }
 
 func TestRegressionSeeds(t *testing.T) {
 	for _, rs := range regressionSeeds {
-		r := Run(rs.seed)
+		r := run(rs.seed, rs.mode, nil)
 		if r.Anomaly != "" || r.Lost > 0 || r.LivenessFailure != "" {
-			t.Errorf("seed %d (once: %s): anomaly=%q lost=%d liveness=%q\n  replay: go test ./sim -run TestSimulation -sim.seed=%d -v",
-				rs.seed, rs.bug, r.Anomaly, r.Lost, r.LivenessFailure, rs.seed)
+			t.Errorf("seed %d (once: %s): anomaly=%q lost=%d liveness=%q\n  replay: go test ./sim -run TestSimulation -sim.seed=%d%s -v",
+				rs.seed, rs.bug, r.Anomaly, r.Lost, r.LivenessFailure, rs.seed, modeFlag(rs.mode.String()))
 		}
+	}
+}
+
+// String is the mode as -sim.mode spells it.
+func (m mode) String() string {
+	switch m {
+	case modeClassic:
+		return "classic"
+	case modeSupervised:
+		return "supervised"
+	}
+	return ""
+}
+
+// TestDeterminism runs seeds of both kinds twice, concurrently with other
+// seeds, and requires the same trace and result each time: nothing may
+// depend on map order, scheduling or anything but the seed.
+func TestDeterminism(t *testing.T) {
+	var seeds []uint64
+	for s := uint64(1); len(seeds) < 12; s++ {
+		seeds = append(seeds, s)
+	}
+	a, b := runSeeds(seeds, modeDrawn), runSeeds(seeds, modeDrawn)
+	kinds := map[bool]int{}
+	for i := range a {
+		kinds[a[i].Params.Supervised]++
+		if a[i].Trace != b[i].Trace || a[i].Steps != b[i].Steps || a[i].Ops != b[i].Ops || fmt.Sprint(a[i].Faults) != fmt.Sprint(b[i].Faults) {
+			t.Errorf("seed %d: two runs differ: trace %016x and %016x, steps %d and %d, faults %v and %v",
+				seeds[i], a[i].Trace, b[i].Trace, a[i].Steps, b[i].Steps, a[i].Faults, b[i].Faults)
+		}
+	}
+	if kinds[true] == 0 || kinds[false] == 0 {
+		t.Errorf("seeds %v are all of one kind (supervised: %d)", seeds, kinds[true])
 	}
 }

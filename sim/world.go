@@ -13,6 +13,7 @@ import (
 	"github.com/hasup/hasup"
 	"github.com/hasup/hasup/ensemble"
 	"github.com/hasup/hasup/fsm/kv"
+	"github.com/hasup/hasup/supervisor/reconcile"
 )
 
 // Result summarises one seed's run.
@@ -61,14 +62,26 @@ type world struct {
 	res        Result
 	live       bool    // in the liveness phase: no new faults
 	reconfigAt []int64 // steps at which to try a reconfiguration
+	reg        *simRegistry // supervised runs: the cluster registry
 	debug      func(format string, args ...any)
 }
 
 // Debug runs one seed printing its events through logf, for replaying a
 // failure by hand.
 func Debug(seed uint64, logf func(format string, args ...any)) Result {
-	return run(seed, logf)
+	return run(seed, modeDrawn, logf)
 }
+
+// mode says whether a run is supervised: as drawn for its seed, or forced
+// (for regression seeds found before supervised runs existed, and for
+// replaying a seed the other way).
+type mode uint8
+
+const (
+	modeDrawn mode = iota
+	modeClassic
+	modeSupervised
+)
 
 type simNode struct {
 	idx         int
@@ -81,6 +94,15 @@ type simNode struct {
 	reps        []*simReplica // by ensemble index; nil where not a member
 	heard       []int64       // by node index: step of the last node heartbeat from it
 	ticks       int           // ticks since the start, for node heartbeats
+
+	// Supervised runs: the node's supervisor (supervisor.go).
+	tags      map[string]string
+	det       []*detEntry // by node index: its failure detector's view
+	reg       reconcile.Registry
+	hinted    map[hasup.EnsembleName]uint64
+	supTicks  int
+	supBusy   bool   // its last pass decided something (beyond Blocked)
+	lostStore []bool // by ensemble index: its replica's storage was lost, and not deleted since
 }
 
 type simReplica struct {
@@ -104,10 +126,10 @@ type simReplica struct {
 
 // Run runs one seed and returns its result. It never panics: a panic in the
 // code under test is reported as an anomaly.
-func Run(seed uint64) (res Result) { return run(seed, nil) }
+func Run(seed uint64) (res Result) { return run(seed, modeDrawn, nil) }
 
-func run(seed uint64, logf func(format string, args ...any)) (res Result) {
-	w := newWorld(seed)
+func run(seed uint64, m mode, logf func(format string, args ...any)) (res Result) {
+	w := newWorld(seed, m)
 	w.debug = logf
 	defer func() {
 		if v := recover(); v != nil {
@@ -135,13 +157,20 @@ func (w *world) fail(format string, args ...any) {
 	panic(failure(fmt.Sprintf("step %d: ", w.now) + fmt.Sprintf(format, args...)))
 }
 
-func newWorld(seed uint64) *world {
+func newWorld(seed uint64, m mode) *world {
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	w := &world{seed: seed, rng: rng, p: drawParams(rng), blocked: map[[2]int]bool{}, calls: map[uint64]*call{}, trace: fnv.New64a()}
+	if m == modeSupervised || (m == modeDrawn && supervisedSeed(seed)) {
+		drawSupervised(rng, &w.p)
+	}
 	w.res = Result{Seed: seed, Params: w.p, Faults: map[string]int{}}
 	for i := 0; i < w.p.Nodes; i++ {
 		period := float64(w.p.TickSteps) * (1 + rng.Float64()*w.p.DriftMax)
-		w.nodes = append(w.nodes, &simNode{idx: i, id: hasup.NodeID(fmt.Sprintf("n%d", i)), up: true, period: period, nextTick: rng.Float64() * period})
+		n := &simNode{idx: i, id: hasup.NodeID(fmt.Sprintf("n%d", i)), up: true, period: period, nextTick: rng.Float64() * period}
+		if w.p.Zones > 0 {
+			n.tags = map[string]string{"zone": fmt.Sprintf("z%d", i%w.p.Zones)}
+		}
+		w.nodes = append(w.nodes, n)
 	}
 	for i, size := range w.p.Ensembles {
 		e := newSimEnsemble(w, i, size)
@@ -173,7 +202,28 @@ func newWorld(seed uint64) *world {
 			}
 		}
 	}
+	if w.p.Supervised {
+		w.reg = newRegistry(w)
+		w.res.Faults["supervised_runs"]++
+		for _, n := range w.nodes {
+			w.resetSupervisor(n)
+			n.reg = w.reg.read()
+		}
+	}
 	return w
+}
+
+// resetSupervisor is a node's supervisor as it starts: its detector
+// learns the cluster afresh, and it has read no registry and hinted
+// nothing yet.
+func (w *world) resetSupervisor(n *simNode) {
+	w.resetDetector(n)
+	n.reg = reconcile.Registry{}
+	n.hinted = map[hasup.EnsembleName]uint64{}
+	n.supBusy = true
+	if n.lostStore == nil {
+		n.lostStore = make([]bool, len(w.ens))
+	}
 }
 
 func (w *world) node(id hasup.NodeID) *simNode {
@@ -231,6 +281,9 @@ func (w *world) run() {
 func (w *world) step() {
 	if !w.live {
 		w.injectFaults()
+		if w.p.Supervised {
+			w.injectVerdicts()
+		}
 	}
 	w.maybeReconfigure()
 	for _, e := range w.ens {
@@ -244,6 +297,9 @@ func (w *world) step() {
 	for len(w.events) > 0 && w.events[0].due <= w.now {
 		ev := heap.Pop(&w.events).(*event)
 		ev.fn()
+	}
+	if w.p.Supervised {
+		w.updateDetectors()
 	}
 	for _, n := range w.nodes {
 		if float64(w.now) < n.nextTick {
@@ -259,6 +315,11 @@ func (w *world) step() {
 			}
 		}
 		w.nodeHeartbeats(n)
+		if w.p.Supervised {
+			if n.supTicks++; n.supTicks%w.p.ReconcileTicks == 0 {
+				w.supervise(n)
+			}
+		}
 	}
 	for _, c := range w.clients {
 		c.step()

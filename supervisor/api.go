@@ -208,8 +208,10 @@ func (e *Ensemble) Status(ctx context.Context) (Status, error) {
 	}
 	var last error
 	var fallback *ensemble.Status
-	for _, m := range en.Members {
-		st, err := e.s.node.ForwardStatus(ctx, m, e.name)
+	for _, m := range e.s.reachable(en.Members) {
+		mctx, cancel := context.WithTimeout(ctx, time.Second) // a dead member must not take the caller's whole budget
+		st, err := e.s.node.ForwardStatus(mctx, m, e.name)
+		cancel()
 		if err != nil {
 			last = err
 			continue

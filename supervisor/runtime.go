@@ -324,17 +324,17 @@ func (s *Supervisor) tryMembers(ctx context.Context, name hasup.EnsembleName, me
 			last = err
 			if !retry(err) {
 				if errors.Is(err, context.DeadlineExceeded) {
-					return nil, fmt.Errorf("ensemble %s: %w: %v", name, ErrNoQuorum, err)
+					return nil, fmt.Errorf("ensemble %s: %w: %w", name, ErrNoQuorum, err)
 				}
 				return nil, err
 			}
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("ensemble %s: %w (last: %v)", name, ErrNoQuorum, last)
+				return nil, fmt.Errorf("ensemble %s: %w (last: %w)", name, ErrNoQuorum, last)
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("ensemble %s: %w (last: %v)", name, ErrNoQuorum, last)
+			return nil, fmt.Errorf("ensemble %s: %w (last: %w)", name, ErrNoQuorum, last)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
