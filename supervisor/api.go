@@ -268,3 +268,9 @@ func (e *Ensemble) Watch(ctx context.Context) <-chan Status {
 	}()
 	return ch
 }
+
+// LocalStatuses returns the status of every replica this node runs,
+// sorted by ensemble name (for monitoring: commit numbers, views, lag).
+func (s *Supervisor) LocalStatuses(ctx context.Context) ([]ensemble.Status, error) {
+	return s.node.Statuses(ctx)
+}
