@@ -89,3 +89,11 @@ func (r *Replica) leaseExpiry() uint64 {
 // lease now: no other replica can be primary of a newer view before it runs
 // out, within the drift bound.
 func (r *Replica) HoldsLease() bool { return r.now < r.leaseExpiry() }
+
+// leaseLeft returns how many ticks the lease still holds (0 without one).
+func (r *Replica) leaseLeft() uint64 {
+	if e := r.leaseExpiry(); r.now < e {
+		return e - r.now
+	}
+	return 0
+}

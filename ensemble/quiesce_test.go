@@ -186,6 +186,16 @@ func TestQuiescentPrimaryHoldsNoLease(t *testing.T) {
 	if !p.r.HoldsLease() {
 		t.Fatal("no lease after waking")
 	}
+	if st := p.r.Status(); st.LeaseLeft == 0 || st.LeaseLeft > 8-2 {
+		t.Fatalf("LeaseLeft %d with a lease of 8 ticks and a margin of 2", st.LeaseLeft)
+	}
+	c.nodes["n1"].down, c.nodes["n2"].down = true, true
+	for i := 0; i < 10 && p.r.HoldsLease(); i++ {
+		c.tick(1)
+	}
+	if st := p.r.Status(); st.HoldsLease || st.LeaseLeft != 0 {
+		t.Fatalf("cut off from its backups, the primary still reports a lease: %+v", st)
+	}
 }
 
 func TestElapseIsKTicksOfAQuiescentReplica(t *testing.T) {

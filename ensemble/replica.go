@@ -405,7 +405,7 @@ func (r *Replica) Status() Status {
 		LastNormalView: r.lastNormal, Op: r.op, Commit: r.commit, Applied: r.applied,
 		CheckpointOp: r.ckpt.Op, Primary: r.primaryOf(r.view), IsPrimary: r.isPrimary(),
 		Transferring: r.xfer.active, Rejected: r.rejected, LastRejection: r.whyReject,
-		Fence: Fence(r.epoch, r.view), Now: r.now, HoldsLease: r.HoldsLease(),
+		Fence: Fence(r.epoch, r.view), Now: r.now, HoldsLease: r.HoldsLease(), LeaseLeft: r.leaseLeft(),
 		Members: slices.Clone(r.members), Stopped: r.stopped, Quiescent: r.quiescent,
 	}
 }

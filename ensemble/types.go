@@ -225,6 +225,7 @@ type Status struct {
 	Fence          uint64       // Fence(Epoch, View): grows with every view and epoch
 	Now            uint64       // the replica's tick count in this incarnation
 	HoldsLease     bool         // primary with a valid lease (see HoldsLease)
+	LeaseLeft      uint64       // ticks the lease still holds (0 without one); a worker must be stopped before they run out
 	Members        []hasup.NodeID
 	Stopped        bool // retired, and the new epoch runs: the replica may be deleted
 	Quiescent      bool // idle: no heartbeats, no timers (quiesce.go)
