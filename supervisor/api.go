@@ -71,10 +71,14 @@ func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Ensemble, error) {
 	}
 	rs := registry.Spec{Name: spec.Name, Type: spec.Type, Replicas: spec.Replicas, Constraints: spec.Constraints, NoQuiesce: spec.NoQuiesce}
 	if err := s.proposeRegistry(ctx, registry.CreateEnsembleCmd(rs, members)); err != nil {
-		if errors.Is(err, registry.ErrExists) {
+		if !errors.Is(err, registry.ErrExists) {
+			return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+		// A retried proposal may find its own first try done: the ensemble
+		// exists, but is it this one?
+		if !s.createdAs(ctx, rs, members) {
 			return nil, fmt.Errorf("start %s: %w", spec.Name, ErrExists)
 		}
-		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	e := &Ensemble{s: s, name: spec.Name}
 	// Each member's supervisor starts its replica on its next pass; the
@@ -89,6 +93,20 @@ func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Ensemble, error) {
 		case <-time.After(s.cfg.ReconcileInterval):
 		}
 	}
+}
+
+// createdAs reports whether the registry holds ensemble rs.Name with
+// exactly this spec and these members (read from the cluster primary).
+func (s *Supervisor) createdAs(ctx context.Context, rs registry.Spec, members []hasup.NodeID) bool {
+	b, err := s.toPrimary(ctx, ClusterEnsemble, s.voters(), func(ctx context.Context, to hasup.NodeID) ([]byte, error) {
+		return s.node.ForwardRead(ctx, to, ClusterEnsemble, registry.EnsembleQuery(rs.Name), ensemble.ReadLinearizable)
+	})
+	if err != nil {
+		return false
+	}
+	en, err := registry.DecodeEnsemble(b)
+	return err == nil && en.Epoch == 0 && en.Spec.Type == rs.Type && en.Spec.Replicas == rs.Replicas &&
+		slices.Equal(en.Members, members) && slices.Equal(en.Spec.Constraints, rs.Constraints)
 }
 
 func (s *Supervisor) place(reg registry.State, spec Spec) ([]hasup.NodeID, error) {
@@ -191,7 +209,9 @@ func (e *Ensemble) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 func (e *Ensemble) Read(ctx context.Context, q []byte, mode ensemble.ReadMode) ([]byte, error) {
 	members := e.Members()
 	if mode == ensemble.ReadStale && slices.Contains(members, e.s.cfg.NodeName) {
-		members = append([]hasup.NodeID{e.s.cfg.NodeName}, slices.DeleteFunc(slices.Clone(members), func(id hasup.NodeID) bool { return id == e.s.cfg.NodeName })...)
+		if res, err := e.s.node.Read(ctx, e.name, q, mode); err == nil {
+			return res, nil // this node's own replica: no network
+		}
 	}
 	return e.s.toPrimary(ctx, e.name, members, func(ctx context.Context, to hasup.NodeID) ([]byte, error) {
 		return e.s.node.ForwardRead(ctx, to, e.name, q, mode)
@@ -216,10 +236,10 @@ func (e *Ensemble) Status(ctx context.Context) (Status, error) {
 			last = err
 			continue
 		}
-		if st.IsPrimary {
-			return statusOf(en, st), nil
-		}
-		if fallback == nil || st.View > fallback.View {
+		// A restarted former primary may still claim an old view: the
+		// primary of the highest view wins, else the highest view seen.
+		better := fallback == nil || st.Fence > fallback.Fence || (st.Fence == fallback.Fence && st.IsPrimary && !fallback.IsPrimary)
+		if better {
 			fallback = &st
 		}
 	}

@@ -17,6 +17,12 @@ import (
 // registryTimeout bounds one registry read or proposal made by the loop.
 const registryTimeout = time.Second
 
+// lostDiskSlack: an ensemble created more than this before a node with a
+// new data dir started cannot have been bootstrapped by that data dir (the
+// registry's times come from the cluster primary's clock: the slack covers
+// clock skew between nodes).
+const lostDiskSlack = 30 * time.Second
+
 // reconcile is one pass of the loop: learn, decide, act.
 func (s *Supervisor) reconcile(ctx context.Context) {
 	now := time.Now()
@@ -27,9 +33,13 @@ func (s *Supervisor) reconcile(ctx context.Context) {
 		return
 	}
 	reg, err := s.readRegistry(ctx, local)
-	if err != nil {
+	if _, formed := reg.Ensemble(ClusterEnsemble); err != nil || !formed {
+		// No registry, or one still forming (its voters have not all
+		// started yet, and it lists nothing until a majority has).
 		s.maybeBootstrap(ctx, members, local)
-		return
+		if err != nil {
+			return
+		}
 	}
 	s.mu.Lock()
 	if s.regOK && reg.Version < s.reg.Version {
@@ -40,12 +50,21 @@ func (s *Supervisor) reconcile(ctx context.Context) {
 		return
 	}
 	s.reg, s.regOK = reg, true
+	if _, formed := reg.Ensemble(ClusterEnsemble); formed {
+		s.clusterSeen = true
+	}
 	if !s.firstRead {
 		s.firstRead = true
-		if _, known := reg.Node(s.cfg.NodeName); known && s.freshStore {
-			s.log.Warn("this node's data dir is new but the registry knows the node: its replicas recover from their peers")
+		if s.freshStore {
+			// Ensembles created well before this process started existed
+			// before this data dir did: it cannot hold their beginning.
 			for _, e := range reg.Ensembles {
-				s.noBootstrap[e.Spec.Name] = true
+				if e.Created < s.started.Add(-lostDiskSlack).UnixNano() {
+					s.noBootstrap[e.Spec.Name] = true
+				}
+			}
+			if len(s.noBootstrap) > 0 {
+				s.log.Warn("this node's data dir is new but older ensembles list it: they recover from their peers", "ensembles", len(s.noBootstrap))
 			}
 		}
 	}
@@ -131,7 +150,7 @@ func (s *Supervisor) maybeBootstrap(ctx context.Context, members []hasup.Member,
 	voters := alive[:votersFor(s.cfg.BootstrapExpect)]
 	resume := slices.Contains(stored, ClusterEnsemble) // its stored state and members win
 	s.mu.Lock()
-	seen := s.firstRead // a registry exists: never form another
+	seen := s.clusterSeen // a formed registry exists: never form another
 	s.mu.Unlock()
 	if !resume && (seen || !slices.Contains(voters, s.cfg.NodeName)) {
 		return

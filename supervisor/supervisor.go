@@ -141,12 +141,15 @@ type Supervisor struct {
 	observed map[hasup.NodeID]observed
 	hinted   map[hasup.EnsembleName]uint64
 	// freshStore: the store file did not exist when this process opened
-	// it. If the registry already knew this node then, its disk was lost:
-	// the ensembles listed at that moment must not be bootstrapped here
-	// (an empty replica claiming to be the start of the log would split
-	// it) but recovered from their peers. noBootstrap holds them.
+	// it. Ensembles created well before that (lostDiskSlack) cannot have
+	// started from this data dir: if they list the node, its disk was
+	// lost, and they must not be bootstrapped here (an empty replica
+	// claiming to be the start of the log would split it) but recovered
+	// from their peers. noBootstrap holds them.
 	freshStore  bool
+	started     time.Time
 	firstRead   bool
+	clusterSeen bool // a registry listing the cluster ensemble was read
 	noBootstrap map[hasup.EnsembleName]bool
 }
 
@@ -205,7 +208,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		s.freshStore = true
 	}
-	s.noBootstrap = map[hasup.EnsembleName]bool{}
+	s.noBootstrap, s.started = map[hasup.EnsembleName]bool{}, time.Now()
 	var err error
 	if s.st, err = store.Open(path, store.DefaultOpenTimeout); err != nil {
 		return nil, err

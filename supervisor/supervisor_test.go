@@ -3,6 +3,8 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -47,6 +49,9 @@ func (c *testCluster) start(i, expect int) {
 	tn := c.nodes[i]
 	cfg := Config{NodeName: hasup.NodeID(fmt.Sprintf("n%d", i)), DataDir: tn.dir, Profile: detector.ProfileLocal,
 		BootstrapExpect: expect}
+	if os.Getenv("HASUP_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("n", cfg.NodeName)
+	}
 	if c.join != "" {
 		cfg.Join = []string{c.join}
 	}
