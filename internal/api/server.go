@@ -123,13 +123,19 @@ func (o Options) withDefaults() Options {
 
 // server serves the API on a Backend.
 type server struct {
+	// b is the Backend NewServer was given, wrapped so that the handles it
+	// returns time their calls (timedBackend): look for its optional
+	// interfaces in NewServer, before the wrapping hides them.
 	b    Backend
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
 }
 
-// NewServer returns the API's handler on b. It panics if opts.Validate
+// NewServer returns the API's handler on b: the JSON API under /v1/,
+// Prometheus metrics at /metrics (metrics.go) and the status page at /ui/
+// (ui.go). b's optional interfaces StatusLister and WorkerLister add the
+// hasup_ensemble_* metrics and GET /v1/workers. It panics if opts.Validate
 // fails: options are the caller's code or its validated configuration, so
 // a bad one is a bug.
 func NewServer(b Backend, opts Options) http.Handler {
@@ -137,25 +143,33 @@ func NewServer(b Backend, opts Options) http.Handler {
 		panic(err)
 	}
 	opts = opts.withDefaults()
-	s := &server{b: b, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	metrics, requests := newMetricsHandler(b, opts.Logger)
+	s := &server{b: timedBackend{Backend: b, m: requests}, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	s.route("GET /v1/health", s.health)
 	s.route("GET /v1/members", s.members)
 	s.route("GET /v1/ensembles", s.listEnsembles)
 	s.route("POST /v1/ensembles", s.createEnsemble)
 	s.route("GET /v1/ensembles/{name}", s.getEnsemble)
 	s.route("DELETE /v1/ensembles/{name}", s.deleteEnsemble)
-	s.route("GET /v1/kv/{ensemble}", s.kvList)
+	s.route("GET /v1/kv/{ensemble}", withOp(opList, s.kvList))
 	// Without this, a PUT to /v1/kv/E would be redirected to /v1/kv/E/ (a
 	// key pattern with an empty key) rather than refused.
 	s.mux.HandleFunc("/v1/kv/{ensemble}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
 	})
-	s.route("GET /v1/kv/{ensemble}/{key...}", s.kvGet)
-	s.route("PUT /v1/kv/{ensemble}/{key...}", s.kvPut)
-	s.route("DELETE /v1/kv/{ensemble}/{key...}", s.kvDelete)
-	s.route("POST /v1/lock/{ensemble}/{name}", s.lockAcquire)
-	s.route("DELETE /v1/lock/{ensemble}/{name}", s.lockRelease)
+	s.route("GET /v1/kv/{ensemble}/{key...}", withOp(opGet, s.kvGet))
+	s.route("PUT /v1/kv/{ensemble}/{key...}", withOp(opPut, s.kvPut))
+	s.route("DELETE /v1/kv/{ensemble}/{key...}", withOp(opDelete, s.kvDelete))
+	s.route("POST /v1/lock/{ensemble}/{name}", withOp(opLock, s.lockAcquire))
+	s.route("DELETE /v1/lock/{ensemble}/{name}", withOp(opLock, s.lockRelease))
+	if wl, ok := b.(WorkerLister); ok {
+		s.route("GET /v1/workers", listWorkers(wl))
+	}
+	s.mux.Handle("GET /metrics", metrics)
+	ui := newUIHandler()
+	s.mux.HandleFunc("GET /ui", ui.redirect)
+	s.mux.HandleFunc("GET /ui/{file...}", ui.serve)
 	return s
 }
 
