@@ -25,6 +25,7 @@ type instance struct {
 	fence    uint64
 	role     string
 	env      map[string]string // Desired.Env it was started with
+	deadline time.Time         // the last Desired.Deadline given with Run true
 	checker  *checker          // nil without a check
 	stopping stopReason
 	termAt   time.Time // when SIGTERM was sent
@@ -126,6 +127,7 @@ func (r *Runner) step(d Desired, now time.Time) time.Time {
 	m := &r.m
 	switch {
 	case m.closing:
+		m.setState(StateStopped, now)
 		return time.Time{}
 	case m.state == StateFailed:
 		if !d.Run {
@@ -138,7 +140,7 @@ func (r *Runner) step(d Desired, now time.Time) time.Time {
 		return time.Time{}
 	case m.state == StateBackoff && now.Before(m.backoffUntil):
 		return m.backoffUntil
-	case !d.Deadline.IsZero() && !now.Before(r.stopAt(d)):
+	case !d.Deadline.IsZero() && !now.Before(r.stopAt(d.Deadline)):
 		m.setState(StateStopped, now) // too late to start; wait for a renewal
 		return time.Time{}
 	}
@@ -150,23 +152,29 @@ func (r *Runner) step(d Desired, now time.Time) time.Time {
 
 // stepProcess handles a live process: begins a stop when one is due,
 // signals a role change in ModeEvery, and escalates a stop to SIGKILL.
+//
+// The deadline that binds the process is the last one given with Run true:
+// a Desired with Run false (which may carry no deadline) does not lift it.
 func (r *Runner) stepProcess(in *instance, d Desired, now time.Time) time.Time {
+	if d.Run {
+		in.deadline = d.Deadline
+	}
 	if in.stopping == stopNone {
 		why := r.stopWanted(in, d, now)
 		if why == stopNone {
 			if d.Role != in.role || d.Fence != in.fence {
 				r.notifyRole(in, d) // only ModeEvery gets here
 			}
-			if d.Deadline.IsZero() {
+			if in.deadline.IsZero() {
 				return time.Time{}
 			}
-			return r.stopAt(d)
+			return r.stopAt(in.deadline)
 		}
 		r.beginStop(in, why, now)
 	}
 	killAt := in.termAt.Add(r.cfg.StopGrace)
-	if !d.Deadline.IsZero() {
-		killAt = minTime(killAt, d.Deadline.Add(-r.cfg.DeadlineMargin))
+	if !in.deadline.IsZero() {
+		killAt = minTime(killAt, in.deadline.Add(-r.cfg.DeadlineMargin))
 	}
 	if r.m.killNow {
 		killAt = now
@@ -183,9 +191,9 @@ func (r *Runner) stepProcess(in *instance, d Desired, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// stopAt is when a stop must begin to have the process dead by d.Deadline.
-func (r *Runner) stopAt(d Desired) time.Time {
-	return d.Deadline.Add(-r.cfg.StopGrace - r.cfg.DeadlineMargin)
+// stopAt is when a stop must begin to have the process dead by deadline.
+func (r *Runner) stopAt(deadline time.Time) time.Time {
+	return deadline.Add(-r.cfg.StopGrace - r.cfg.DeadlineMargin)
 }
 
 func (r *Runner) stopWanted(in *instance, d Desired, now time.Time) stopReason {
@@ -194,7 +202,7 @@ func (r *Runner) stopWanted(in *instance, d Desired, now time.Time) stopReason {
 		return stopClose
 	case !d.Run:
 		return stopDesired
-	case !d.Deadline.IsZero() && !now.Before(r.stopAt(d)):
+	case !in.deadline.IsZero() && !now.Before(r.stopAt(in.deadline)):
 		return stopDeadline
 	case !maps.Equal(d.Env, in.env):
 		return stopRestart

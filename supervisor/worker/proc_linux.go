@@ -111,29 +111,13 @@ func (r *Runner) spawn(spec spawnSpec) (*group, error) {
 }
 
 // reap reaps every member of the group that is a child of the agent and
-// returns how the main process ended. It runs on the locked thread.
+// returns how the main process ended. It runs on the locked thread, and
+// unlocks it once the main process is reaped.
 func (g *group) reap() exitInfo {
-	var info exitInfo
-	mainDone := false
-	for {
-		pid, err := waitPeek(pPGID, g.pid)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			break // ECHILD: no child of ours is left in the group
-		}
-		if pid != g.pid {
-			var ws syscall.WaitStatus
-			_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
-			continue
-		}
-		info, mainDone = g.reapMain(), true
-		runtime.UnlockOSThread()
-	}
+	info, mainDone := g.reapGroup()
 	if !mainDone {
-		// The main process left its group (setpgid), or was reaped
-		// elsewhere: wait for it by its PID.
+		// The main process left its group (setpgid) or was reaped
+		// elsewhere: wait for it by its PID, then for the rest of the group.
 		for {
 			if _, err := waitPeek(pPID, g.pid); err != syscall.EINTR {
 				break
@@ -141,8 +125,30 @@ func (g *group) reap() exitInfo {
 		}
 		info = g.reapMain()
 		runtime.UnlockOSThread()
+		g.reapGroup()
 	}
 	return info
+}
+
+// reapGroup reaps members of the group until none that is a child of the
+// agent is left, and reports whether the main process was among them.
+func (g *group) reapGroup() (info exitInfo, mainDone bool) {
+	for {
+		pid, err := waitPeek(pPGID, g.pid)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return info, mainDone // ECHILD: no child of ours is left in the group
+		}
+		if pid == g.pid && !mainDone {
+			info, mainDone = g.reapMain(), true
+			runtime.UnlockOSThread()
+			continue
+		}
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+	}
 }
 
 // reapMain kills what is left of the group while the main process's zombie

@@ -293,7 +293,8 @@ type Desired struct {
 	// safety margin. The stop begins at Deadline − StopGrace −
 	// DeadlineMargin and SIGKILL follows at Deadline − DeadlineMargin at the
 	// latest; no process is started when that stop time has already passed.
-	// Zero: no deadline.
+	// The deadline that binds a running process is the last one Set with
+	// Run true: a Set with Run false does not lift it. Zero: no deadline.
 	Deadline time.Time
 	// Env is extra environment from the supervisor (HASUP_API). A change
 	// restarts the command (in either mode). It may name HASUP_ variables,
