@@ -18,6 +18,41 @@
 // Everything derives from the seed: the same seed gives the same run and
 // the same trace hash. Only tests import this package.
 //
+// # Supervised runs
+//
+// Half of the seeds (by a hash of the seed; -sim.mode forces one kind) run
+// supervised: no reconfiguration is drawn; instead every up node runs the
+// supervisor's loop every few ticks, as supervisor/runtime.go does: it
+// reads a simulated registry, asks the real decision core
+// (supervisor/reconcile.Decide, with supervisor/placement) what to do, and
+// does it: node states, targets and finished epochs are proposed to the
+// registry (only node states and targets by the cluster primary, the
+// lowest-index up node that talks to a majority), and the node starts,
+// deletes, reconfigures and hints its own replicas. The registry follows
+// fsm/registry's rules (stale and busy proposals are refused); a
+// proposal commits after a random delay or is lost, and a node's read of
+// the registry may lag. Each node's failure detector follows the truth with
+// delays (a crashed or cut-off node turns suspect, then failed; a node
+// back turns alive), and lies: false failure verdicts, seen by one, some or
+// all nodes, mostly shorter than the damping window and sometimes longer
+// (the registry then holds a live node failed and its ensembles replace
+// it), and flapping nodes whose failed phases the damping must absorb.
+// Some crashes outlast detection and damping, so that dead members are
+// replaced by spare nodes (a supervised run has one node more than its
+// smallest ensemble at least).
+//
+// The checkers above watch these runs too, and more: the registry records
+// only epochs an ensemble reached, in order and with the member list its
+// replicas ran; a target is begun only from the epoch the ensemble runs;
+// no decision deletes the replica of a member of the running epoch; and
+// the liveness phase ends only once the registry agrees with what runs,
+// every replica that no epoch names any more is deleted and the
+// supervisors have nothing left to do. An ensemble may end with other
+// members than it started with. A member that holds no state of its own
+// (a new member that has not fetched it, or whose node has not started
+// it) counts against the disk-fault budget: a lost disk on top of it would
+// be quorum loss, which an ensemble rightly waits out forever.
+//
 // # Fault model
 //
 // The disk of a replica is a list of records, one per Ready, as the bbolt

@@ -145,9 +145,6 @@ func (w *world) maybeDamageDisk(n *simNode) {
 		if rep == nil || rep.faulted || rep.e.diskFaults >= rep.e.f || len(rep.disk.records) == 0 {
 			continue
 		}
-		if w.p.Supervised && rep.e.diskFaults+rep.e.stateless(rep) >= rep.e.f {
-			continue
-		}
 		rep.faulted = true
 		rep.e.diskFaults++
 		if wipe {

@@ -60,8 +60,8 @@ type world struct {
 	nextID     uint64
 	trace      hash.Hash64
 	res        Result
-	live       bool    // in the liveness phase: no new faults
-	reconfigAt []int64 // steps at which to try a reconfiguration
+	live       bool         // in the liveness phase: no new faults
+	reconfigAt []int64      // steps at which to try a reconfiguration
 	reg        *simRegistry // supervised runs: the cluster registry
 	debug      func(format string, args ...any)
 }

@@ -59,6 +59,7 @@ const flushRounds = 8
 // error that stopped it.
 func (n *Node) Run(ctx context.Context) error {
 	defer close(n.done)
+	start := time.Now()
 	tick := time.NewTicker(n.cfg.TickInterval)
 	defer tick.Stop()
 	recv := n.cfg.Transport.Receive()
@@ -68,7 +69,13 @@ func (n *Node) Run(ctx context.Context) error {
 			n.failAll(ErrStopped)
 			return nil
 		case <-tick.C:
-			n.onTick()
+			// Ticks follow the monotonic clock, not the ticker: a ticker
+			// drops the ticks of a stalled loop, and a primary whose ticks
+			// fell behind real time would believe its lease lasts longer
+			// than its backups' promises do.
+			for due := uint64(time.Since(start) / n.cfg.TickInterval); n.loop.tick < due; {
+				n.onTick()
+			}
 		case m, ok := <-recv:
 			if !ok {
 				n.failAll(ErrStopped)
