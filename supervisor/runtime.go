@@ -78,6 +78,9 @@ func (s *Supervisor) reconcile(ctx context.Context) {
 			s.log.Debug("reconcile action failed", "action", a.Kind.String(), "ensemble", a.Ensemble, "err", err)
 		}
 	}
+	if local, err := s.node.Statuses(ctx); err == nil {
+		s.manageWorkers(ctx, reg, local)
+	}
 }
 
 // learnMembers points the transport at every member's address and keeps
@@ -260,8 +263,10 @@ func (s *Supervisor) act(ctx context.Context, reg registry.State, a reconcile.Ac
 		s.mu.Lock()
 		bootstrap := a.Bootstrap && !s.noBootstrap[a.Ensemble]
 		s.mu.Unlock()
-		err = s.node.Start(ctx, host.Spec{Name: a.Ensemble, Members: a.Members, Epoch: a.Epoch, FSM: f,
-			Bootstrap: bootstrap, Join: a.Join, NoQuiesce: e.Spec.NoQuiesce})
+		spec := host.Spec{Name: a.Ensemble, Members: a.Members, Epoch: a.Epoch, FSM: f,
+			Bootstrap: bootstrap, Join: a.Join, NoQuiesce: e.Spec.NoQuiesce}
+		s.tuneWorkerLease(&spec)
+		err = s.node.Start(ctx, spec)
 		if errors.Is(err, host.ErrExists) {
 			return nil
 		}

@@ -58,6 +58,7 @@ import (
 	"github.com/hasup/hasup/internal/store"
 	"github.com/hasup/hasup/internal/transport"
 	"github.com/hasup/hasup/supervisor/host"
+	"github.com/hasup/hasup/supervisor/worker"
 )
 
 // Errors.
@@ -120,6 +121,12 @@ type Config struct {
 	// declared failed and its replicas replaced. Default 10s with the lan
 	// profile (a flapping node is not replaced), 500ms with local.
 	Damping time.Duration
+	// Workers are the commands this cluster runs HA (see workers.go);
+	// SetWorkers changes them later.
+	Workers []WorkerSpec
+	// APIAddr is this node's HTTP API address, given to workers as
+	// HASUP_API.
+	APIAddr string
 	// Logger receives operational logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -150,6 +157,12 @@ type Supervisor struct {
 	started     time.Time
 	firstRead   bool
 	clusterSeen bool // a registry listing the cluster ensemble was read
+
+	wmu         sync.Mutex // guards the worker fields
+	workerSpecs []WorkerSpec
+	runners     map[string]*worker.Runner
+	declared    map[string]time.Time // when a worker's ensemble was last declared
+	leaving     bool
 	noBootstrap map[hasup.EnsembleName]bool
 }
 
@@ -195,6 +208,10 @@ func New(cfg Config) (*Supervisor, error) {
 			"lock":     func() fsm.FSM { return lock.New() },
 			"registry": func() fsm.FSM { return registry.New() },
 		}}
+	s.runners, s.declared = map[string]*worker.Runner{}, map[string]time.Time{}
+	if err := s.SetWorkers(cfg.Workers); err != nil {
+		return nil, err
+	}
 	for name, f := range cfg.FSMs {
 		if _, ok := s.types[name]; ok || f == nil {
 			return nil, fmt.Errorf("%w: FSM type %q is built in or nil", ErrInvalid, name)
@@ -256,6 +273,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); errs <- s.node.Run(ctx) }()
 	go func() { defer wg.Done(); errs <- s.det.Run(ctx) }()
 	err := s.loop(ctx)
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	s.closeWorkers(wctx) // before the replicas stop: no command outlives its lease
+	wcancel()
 	cancel()
 	wg.Wait()
 	close(errs)
@@ -267,8 +287,18 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	return errors.Join(err, s.st.Close())
 }
 
-// Leave leaves the cluster gracefully: the other nodes see "left" at once.
-func (s *Supervisor) Leave() error { return s.det.Leave() }
+// Leave leaves the cluster gracefully: it stops this node's workers (each
+// within its stop grace), then leaves Serf, so the other nodes see "left"
+// at once and take over.
+func (s *Supervisor) Leave() error {
+	s.wmu.Lock()
+	s.leaving = true
+	s.wmu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s.closeWorkers(ctx)
+	return s.det.Leave()
+}
 
 func (s *Supervisor) loop(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.ReconcileInterval)

@@ -22,6 +22,7 @@ import (
 	"github.com/hasup/hasup/internal/api"
 	"github.com/hasup/hasup/internal/transport"
 	"github.com/hasup/hasup/supervisor"
+	"github.com/hasup/hasup/supervisor/worker"
 )
 
 // agentCmd runs `hasup agent`: the daemon of one node.
@@ -48,7 +49,15 @@ func agentCmd(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
-	if err := runAgent(context.Background(), cfg, logger, nil); err != nil {
+	if err := worker.BecomeSubreaper(); err != nil {
+		logger.Warn("cannot become a child subreaper: a forking worker's grandchildren may outlive a kill", "err", err)
+	}
+	a, err := newAgent(cfg, logger)
+	if err == nil {
+		a.file, a.flags = *file, flags
+		err = a.run(context.Background(), logger, nil)
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "hasup agent:", err)
 		return exitFailure
 	}
@@ -57,9 +66,11 @@ func agentCmd(args []string, stdout, stderr io.Writer) int {
 
 // agent is one running node: its supervisor and its HTTP API.
 type agent struct {
-	cfg  config.Config
-	sup  *supervisor.Supervisor
-	http net.Listener
+	file  string            // the config file, for SIGHUP
+	flags map[string]string // the flags given, for SIGHUP
+	cfg   config.Config
+	sup   *supervisor.Supervisor
+	http  net.Listener
 }
 
 // newAgent builds a node from its config.
@@ -76,15 +87,28 @@ func newAgent(cfg config.Config, logger *slog.Logger) (*agent, error) {
 	if cfg.TLS.Enabled() {
 		scfg.TLS = &transport.TLSConfig{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, CAFile: cfg.TLS.CAFile}
 	}
-	sup, err := supervisor.New(scfg)
-	if err != nil {
-		return nil, err
-	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("http_addr %s: %w", cfg.HTTPAddr, err)
 	}
+	scfg.APIAddr, scfg.Workers = ln.Addr().String(), workerSpecs(cfg.Workers)
+	sup, err := supervisor.New(scfg)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	return &agent{cfg: cfg, sup: sup, http: ln}, nil
+}
+
+// workerSpecs turns the config's workers into the supervisor's.
+func workerSpecs(ws []config.Worker) []supervisor.WorkerSpec {
+	var out []supervisor.WorkerSpec
+	for _, w := range ws {
+		out = append(out, supervisor.WorkerSpec{Name: w.Name, Mode: worker.Mode(w.Mode), Replicas: w.Replicas,
+			Command: w.Command, Env: w.Env, Dir: w.Dir, Restart: worker.Restart(w.Restart),
+			Check: worker.HealthCheck(w.Check), StopGrace: w.StopGrace})
+	}
+	return out
 }
 
 // runAgent runs a node until a signal or ctx ends it. started, if not nil,
@@ -119,7 +143,7 @@ func (a *agent) run(ctx context.Context, logger *slog.Logger, started chan<- *ag
 
 	declCtx, declCancel := context.WithCancel(ctx)
 	g.Add(func() error {
-		a.declare(declCtx, logger)
+		a.declare(declCtx, logger, a.cfg.Ensembles)
 		<-declCtx.Done()
 		return nil
 	}, func(error) { declCancel() })
@@ -135,8 +159,7 @@ func (a *agent) run(ctx context.Context, logger *slog.Logger, started chan<- *ag
 				return sigCtx.Err()
 			case sig := <-sigs:
 				if sig == syscall.SIGHUP {
-					logger.Info("SIGHUP: declaring the config's ensembles again")
-					go a.declare(sigCtx, logger)
+					a.reload(sigCtx, logger)
 					continue
 				}
 				logger.Info("leaving the cluster", "signal", sig.String())
@@ -159,10 +182,30 @@ func (a *agent) run(ctx context.Context, logger *slog.Logger, started chan<- *ag
 	return err
 }
 
+// reload reads the config file again (SIGHUP) and applies its ensembles
+// and workers; the rest of the config needs a restart.
+func (a *agent) reload(ctx context.Context, logger *slog.Logger) {
+	if a.file == "" {
+		logger.Info("SIGHUP: no config file to reload")
+		return
+	}
+	cfg, err := config.Load(config.Options{File: a.file, Env: os.Environ(), Flags: a.flags})
+	if err != nil {
+		logger.Error("SIGHUP: config not reloaded", "err", err)
+		return
+	}
+	if err := a.sup.SetWorkers(workerSpecs(cfg.Workers)); err != nil {
+		logger.Error("SIGHUP: workers not reloaded", "err", err)
+		return
+	}
+	logger.Info("SIGHUP: reloaded ensembles and workers", "ensembles", len(cfg.Ensembles), "workers", len(cfg.Workers))
+	go a.declare(ctx, logger, cfg.Ensembles)
+}
+
 // declare creates the config's ensembles that do not exist yet, retrying
 // until the registry is reachable or ctx ends.
-func (a *agent) declare(ctx context.Context, logger *slog.Logger) {
-	for _, e := range a.cfg.Ensembles {
+func (a *agent) declare(ctx context.Context, logger *slog.Logger, ensembles []config.Ensemble) {
+	for _, e := range ensembles {
 		spec := supervisor.Spec{Name: hasup.EnsembleName(e.Name), Type: e.Type, Replicas: e.Replicas, Constraints: e.Constraints}
 		for ctx.Err() == nil {
 			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,10 @@ func clientCmd(verb string, args []string, stdout, stderr io.Writer) int {
 		err = ensemblesCmd(ctx, c, args, stdout, stderr)
 	case "kv":
 		err = kvCmd(ctx, c, args, stdout, stderr)
+	case "workers":
+		err = workersCmd(ctx, c, args, stdout, stderr)
+	case "logs":
+		err = logsCmd(ctx, c, args, stdout, stderr)
 	}
 	if err == nil {
 		return exitOK
@@ -229,4 +234,74 @@ func kvCmd(ctx context.Context, c *api.Client, args []string, stdout, stderr io.
 		return tw.Flush()
 	}
 	return usageError(u)
+}
+
+func workersCmd(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("workers", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	format := formatFlag(fs)
+	if pos, err := parse(fs, args); err != nil || len(pos) > 0 {
+		return usageError("hasup workers [-format json]")
+	}
+	ws, err := c.Workers(ctx)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return printJSON(stdout, ws)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tNODE\tMODE\tSTATE\tROLE\tRESTARTS\tFENCE\tHEALTHY")
+	for _, w := range ws {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%v\n", w.Name, w.Node, w.Mode, w.State, w.Role, w.Restarts, w.Fence, w.Healthy)
+	}
+	return tw.Flush()
+}
+
+func logsCmd(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("bytes", 16<<10, "how many of the last bytes to print")
+	follow := fs.Bool("f", false, "keep printing new output until interrupted")
+	pos, err := parse(fs, args)
+	if err != nil || len(pos) != 1 {
+		return usageError("hasup logs WORKER [-bytes N] [-f]")
+	}
+	b, err := c.WorkerLogs(ctx, pos[0], *n)
+	if err != nil {
+		return err
+	}
+	if _, err := stdout.Write(b); err != nil || !*follow {
+		return err
+	}
+	// Follow: poll, and print what follows the last bytes seen.
+	last := b
+	for {
+		time.Sleep(time.Second) // polling the agent, until interrupted
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		b, err := c.WorkerLogs(fctx, pos[0], 1<<20)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if tail := newTail(last, b); len(tail) > 0 {
+			if _, err := stdout.Write(tail); err != nil {
+				return err
+			}
+		}
+		last = b
+	}
+}
+
+// newTail returns what cur adds after the end of prev (all of cur if prev's
+// end is not found in it, say after a rotation).
+func newTail(prev, cur []byte) []byte {
+	k := min(len(prev), 4096)
+	if k == 0 {
+		return cur
+	}
+	if i := bytes.LastIndex(cur, prev[len(prev)-k:]); i >= 0 {
+		return cur[i+k:]
+	}
+	return cur
 }

@@ -69,10 +69,15 @@ func demo(ctx context.Context, dir string, n int, out io.Writer, logger *slog.Lo
 		cfg.DataDir = filepath.Join(dir, cfg.NodeName)
 		cfg.BindAddr, cfg.SerfPort, cfg.RPCPort, cfg.HTTPAddr = "127.0.0.1", 0, 0, "127.0.0.1:0"
 		cfg.Profile, cfg.BootstrapExpect = config.ProfileLocal, n
-		cfg.Ensembles = []config.Ensemble{{Name: "demo", Type: "kv", Replicas: min(3, n)}}
+		replicas := min(3, n)
 		if n%2 == 0 {
-			cfg.Ensembles[0].Replicas = min(3, n-1)
+			replicas = min(3, n-1)
 		}
+		cfg.Ensembles = []config.Ensemble{{Name: "demo", Type: "kv", Replicas: replicas}}
+		ticker := config.DefaultWorker()
+		ticker.Name, ticker.Mode, ticker.Replicas, ticker.StopGrace = "ticker", config.ModeSingleton, replicas, time.Second
+		ticker.Command = []string{"/bin/sh", "-c", `while true; do echo "$(date +%T) $HASUP_WORKER on $HASUP_NODE, fence $HASUP_FENCE"; sleep 2; done`}
+		cfg.Workers = []config.Worker{ticker}
 		if len(agents) > 0 {
 			cfg.Join = []string{agents[0].sup.SerfAddr()}
 		}
@@ -106,6 +111,7 @@ try, in another terminal:
   go run ./cmd/hasup ensembles
   go run ./cmd/hasup kv get demo greeting
   go run ./cmd/hasup kv put demo color blue
+  go run ./cmd/hasup workers        (the sample singleton "ticker" runs on one node)
   curl -s http://%s/v1/ensembles/demo
 stop a node's agent to see the ensemble fail over: not from here (all nodes
 share this process); run three 'hasup agent' processes for that.

@@ -4,6 +4,7 @@
 //	hasup demo [-dir DIR]              a local 3-node cluster on loopback
 //	hasup members | ensembles          ask the local agent (HASUP_HTTP_ADDR)
 //	hasup kv get|put|delete|list ...   the built-in replicated KV
+//	hasup workers | logs WORKER [-f]   the node's workers and their output
 //	hasup config check FILE            validate a config file
 //	hasup keygen | version
 //
@@ -47,6 +48,8 @@ commands:
   kv put ENSEMBLE KEY VALUE [-cas REV]
   kv delete ENSEMBLE KEY
   kv list ENSEMBLE [-prefix P] [-format json]
+  workers [-format json]    this node's workers
+  logs WORKER [-f]          a worker's output on this node
   config check FILE         validate a config file
   keygen                    print a new gossip encryption key
   version                   print the version
@@ -65,7 +68,7 @@ func runCLI(args []string, stdout, stderr io.Writer) int {
 		return agentCmd(args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(args[1:], stdout, stderr)
-	case "members", "ensembles", "kv":
+	case "members", "ensembles", "kv", "workers", "logs":
 		return clientCmd(args[0], args[1:], stdout, stderr)
 	case "config":
 		if len(args) != 3 || args[1] != "check" {

@@ -31,3 +31,13 @@ func handleOf(e *supervisor.Ensemble, err error) (EnsembleHandle, error) {
 	}
 	return e, err
 }
+
+// Workers lists this node's worker runners; see supervisor.Supervisor.Workers.
+func (b supervisorBackend) Workers(context.Context) ([]Worker, error) {
+	var out []Worker
+	for _, w := range b.Supervisor.Workers() {
+		out = append(out, Worker{Name: w.Name, Node: string(w.Node), Mode: string(w.Mode), State: w.State,
+			Role: w.Role, Restarts: w.Restarts, Fence: w.Fence, Healthy: w.Healthy})
+	}
+	return out, nil
+}

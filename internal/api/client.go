@@ -269,3 +269,21 @@ func segment(s string) string {
 	}
 	return url.PathEscape(s)
 }
+
+// Workers lists the workers of the agent's node (GET /v1/workers).
+func (c *Client) Workers(ctx context.Context) ([]Worker, error) {
+	var out []Worker
+	err := c.call(ctx, http.MethodGet, "/v1/workers", nil, nil, &out)
+	return out, err
+}
+
+// WorkerLogs returns the last n bytes of a worker's output on the agent's
+// node (GET /v1/workers/{name}/logs).
+func (c *Client) WorkerLogs(ctx context.Context, name string, n int) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/workers/"+url.PathEscape(name)+"/logs", url.Values{"bytes": {fmt.Sprint(n)}}, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20+1))
+}

@@ -165,6 +165,10 @@ func NewServer(b Backend, opts Options) http.Handler {
 	s.route("DELETE /v1/lock/{ensemble}/{name}", withOp(opLock, s.lockRelease))
 	if wl, ok := b.(WorkerLister); ok {
 		s.route("GET /v1/workers", listWorkers(wl))
+		s.route("GET /v1/workers/{name}", getWorker(wl))
+	}
+	if wl, ok := b.(WorkerLogger); ok {
+		s.route("GET /v1/workers/{name}/logs", workerLogs(wl))
 	}
 	s.mux.Handle("GET /metrics", metrics)
 	ui := newUIHandler()

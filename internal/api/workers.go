@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 )
 
 // Workers are not implemented in the supervisor yet. WorkerLister is the
@@ -56,5 +57,51 @@ func listWorkers(wl WorkerLister) handlerFunc {
 		slices.SortFunc(out, func(a, b Worker) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Node, b.Node)) })
 		writeJSON(w, http.StatusOK, out)
 		return nil
+	}
+}
+
+// WorkerLogger is an optional capability of a Backend: the last bytes of a
+// worker's output on this node (GET /v1/workers/{name}/logs?bytes=N,
+// default 64 KiB, at most 1 MiB).
+type WorkerLogger interface {
+	WorkerLogs(name string, n int) ([]byte, error)
+}
+
+// getWorker answers GET /v1/workers/{name}: the worker on this node.
+func getWorker(wl WorkerLister) handlerFunc {
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+		ws, err := wl.Workers(ctx)
+		if err != nil {
+			return err
+		}
+		name := r.PathValue("name")
+		for _, wk := range ws {
+			if wk.Name == name {
+				writeJSON(w, http.StatusOK, wk)
+				return nil
+			}
+		}
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no worker " + strconv.Quote(name) + " on this node"}
+	}
+}
+
+// workerLogs answers GET /v1/workers/{name}/logs as text/plain.
+func workerLogs(wl WorkerLogger) handlerFunc {
+	return func(_ context.Context, w http.ResponseWriter, r *http.Request) error {
+		n := 64 << 10
+		if q := r.URL.Query().Get("bytes"); q != "" {
+			v, err := strconv.Atoi(q)
+			if err != nil || v < 1 || v > 1<<20 {
+				return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "bytes must be 1 to 1048576"}
+			}
+			n = v
+		}
+		b, err := wl.WorkerLogs(r.PathValue("name"), n)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, err = w.Write(b)
+		return err
 	}
 }

@@ -93,6 +93,10 @@ type Spec struct {
 	// NoQuiesce keeps the ensemble heartbeating while idle, so that its
 	// primary holds its lease continuously (singleton workers need that).
 	NoQuiesce bool
+	// LeaseTicks, DriftMarginTicks and ViewChangeTicks, if not 0, replace
+	// the template's (a worker's lease must outlast its stop grace). Every
+	// member must use the same values.
+	LeaseTicks, DriftMarginTicks, ViewChangeTicks int
 }
 
 // Node runs the local replicas of one node.
@@ -223,6 +227,9 @@ func (n *Node) start(spec Spec) error {
 	}
 	if spec.NoQuiesce {
 		cfg.QuiesceTicks = 0
+	}
+	if spec.LeaseTicks > 0 {
+		cfg.LeaseTicks, cfg.DriftMarginTicks, cfg.ViewChangeTicks = spec.LeaseTicks, spec.DriftMarginTicks, spec.ViewChangeTicks
 	}
 	r, err := ensemble.New(cfg)
 	if err != nil {
