@@ -193,7 +193,9 @@ func (w *world) restartNode(n *simNode) {
 // reopens reports whether a restarted node's host reopens rep in a
 // supervised run: only if its storage holds state. Otherwise the
 // supervisor starts it again if the registry names the node, recovering
-// if it had persisted anything (the runtime knows its store was lost).
+// if it had persisted anything or was still recovering what it had lost
+// (the runtime knows its store was lost, and keeps knowing it until the
+// replica has state again).
 func (w *world) reopens(rep *simReplica) bool {
 	dur, err := rep.disk.load()
 	switch {
@@ -204,7 +206,7 @@ func (w *world) reopens(rep *simReplica) bool {
 	case dur != nil:
 		return true
 	}
-	rep.node.lostStore[rep.e.idx] = err != nil || rep.joined
+	rep.node.lostStore[rep.e.idx] = err != nil || rep.joined || rep.faulted // faulted: still recovering what it lost
 	return false
 }
 

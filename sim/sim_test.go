@@ -163,6 +163,12 @@ var regressionSeeds = []struct {
 	{1936, modeClassic, "a one-replica ensemble lost its bootstrap state to a crash"},
 	{453, modeClassic, "the simulator's disk-fault budget took the new epoch's f before the new epoch ran"},
 	{53, modeClassic, "a quiescent replica that missed the op removing it was stranded in the old epoch (no refresh)"},
+	{1364, modeDrawn, "supervised: the registry recorded an epoch the checkers had not yet seen a replica run (a busy replica's status runs ahead of observe)"},
+	{1540, modeDrawn, "supervised: the registry recorded an epoch the checkers had not yet seen a replica run"},
+	{2518, modeDrawn, "supervised: the registry recorded an epoch the checkers had not yet seen a replica run"},
+	{3460, modeDrawn, "supervised: the registry recorded an epoch the checkers had not yet seen a replica run"},
+	{3574, modeDrawn, "supervised: the registry recorded an epoch the checkers had not yet seen a replica run (5 replicas)"},
+	{1175, modeDrawn, "supervised: a replica recovering a lost store crashed before it persisted anything, and the model forgot the store was lost"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

@@ -185,8 +185,8 @@ func checkPage(ctx context.Context, c *Client, dom string) error {
 	if lag := field(row, "lag"); lag == "" || strings.Trim(lag, "0123456789") != "" {
 		return fmt.Errorf("demo: lag %q, want a number", lag)
 	}
-	if !strings.Contains(dom, "Workers are not reported by this agent.") {
-		return errors.New("the workers table does not say the agent reports none")
+	if !strings.Contains(dom, "No workers.") {
+		return errors.New("the workers table does not say the node runs none")
 	}
 	return nil
 }
