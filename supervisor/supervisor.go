@@ -287,6 +287,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	return errors.Join(err, s.st.Close())
 }
 
+// Join joins the cluster through any of addrs (Serf addresses) and
+// returns how many answered.
+func (s *Supervisor) Join(addrs []string) (int, error) { return s.det.Join(addrs) }
+
+// ForceLeave marks a failed node as left, so that the others stop
+// waiting for it to come back.
+func (s *Supervisor) ForceLeave(id hasup.NodeID) error { return s.det.ForceLeave(id) }
+
 // Leave leaves the cluster gracefully: it stops this node's workers (each
 // within its stop grace), then leaves Serf, so the other nodes see "left"
 // at once and take over.

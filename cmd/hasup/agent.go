@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -128,8 +129,12 @@ func (a *agent) run(ctx context.Context, logger *slog.Logger, started chan<- *ag
 	supCtx, supCancel := context.WithCancel(context.Background())
 	g.Add(func() error { return a.sup.Run(supCtx) }, func(error) { supCancel() })
 
-	srv := &http.Server{Handler: api.NewServer(api.FromSupervisor(a.sup), api.Options{Token: a.cfg.HTTPToken, Logger: logger}),
-		ReadHeaderTimeout: 10 * time.Second}
+	left := make(chan struct{})
+	var leftOnce sync.Once
+	opts := api.DefaultOptions()
+	opts.Token, opts.Logger = a.cfg.HTTPToken, logger
+	opts.OnLeave = func() { leftOnce.Do(func() { close(left) }) }
+	srv := &http.Server{Handler: api.NewServer(api.FromSupervisor(a.sup), opts), ReadHeaderTimeout: 10 * time.Second}
 	g.Add(func() error {
 		if err := srv.Serve(a.http); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -157,6 +162,9 @@ func (a *agent) run(ctx context.Context, logger *slog.Logger, started chan<- *ag
 			select {
 			case <-sigCtx.Done():
 				return sigCtx.Err()
+			case <-left:
+				logger.Info("left the cluster on request; exiting")
+				return run.ErrSignal
 			case sig := <-sigs:
 				if sig == syscall.SIGHUP {
 					a.reload(sigCtx, logger)

@@ -35,6 +35,28 @@ func clientCmd(verb string, args []string, stdout, stderr io.Writer) int {
 		err = workersCmd(ctx, c, args, stdout, stderr)
 	case "logs":
 		err = logsCmd(ctx, c, args, stdout, stderr)
+	case "join":
+		if len(args) == 0 {
+			return usageErr(stderr, "hasup join ADDR...")
+		}
+		var n int
+		if n, err = c.Join(ctx, args); err == nil {
+			fmt.Fprintf(stdout, "joined through %d of %d addresses\n", n, len(args))
+		}
+	case "leave":
+		if len(args) != 0 {
+			return usageErr(stderr, "hasup leave")
+		}
+		if err = c.Leave(ctx); err == nil {
+			fmt.Fprintln(stdout, "the agent left the cluster and is exiting")
+		}
+	case "force-leave":
+		if len(args) != 1 {
+			return usageErr(stderr, "hasup force-leave NODE")
+		}
+		err = c.ForceLeave(ctx, args[0])
+	case "status":
+		err = statusCmd(ctx, c, args, stdout, stderr)
 	}
 	if err == nil {
 		return exitOK
@@ -304,4 +326,50 @@ func newTail(prev, cur []byte) []byte {
 		return cur[i+k:]
 	}
 	return cur
+}
+
+func usageErr(stderr io.Writer, u string) int {
+	fmt.Fprintln(stderr, "usage:", u)
+	return exitUsage
+}
+
+// statusCmd prints the agent's node, whether the cluster formed, its
+// members by state and its ensembles.
+func statusCmd(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	format := formatFlag(fs)
+	if pos, err := parse(fs, args); err != nil || len(pos) > 0 {
+		return usageError("hasup status [-format json]")
+	}
+	h, err := c.Health(ctx)
+	if err != nil {
+		return err
+	}
+	ms, err := c.Members(ctx)
+	if err != nil {
+		return err
+	}
+	es, err := c.Ensembles(ctx)
+	if err != nil && !errors.Is(err, api.ErrUnavailable) {
+		return err
+	}
+	if *format == "json" {
+		return printJSON(stdout, map[string]any{"health": h, "members": ms, "ensembles": es})
+	}
+	states := map[string]int{}
+	for _, m := range ms {
+		states[m.Status]++
+	}
+	fmt.Fprintf(stdout, "node %s; cluster formed: %v; members: %d alive, %d suspect, %d failed, %d left\n",
+		h.Node, h.Registry, states["alive"], states["suspect"], states["failed"], states["left"])
+	for _, e := range es {
+		primary := e.Primary
+		if primary == "" {
+			primary = "none"
+		}
+		fmt.Fprintf(stdout, "ensemble %s (%s): primary %s, epoch %d, view %d, commit %d, members %s\n",
+			e.Name, e.Type, primary, e.Epoch, e.View, e.Commit, strings.Join(e.Members, ","))
+	}
+	return nil
 }

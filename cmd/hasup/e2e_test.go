@@ -298,6 +298,32 @@ func TestAgentsEndToEndKVAndSingletonFailover(t *testing.T) {
 	if code, o, _ := cli(t, "kv", "get", "orders", "k2"); code != exitOK || o != "v2\n" {
 		t.Fatalf("kv get after the failovers: %d %q", code, o)
 	}
+
+	// hasup leave: the agent leaves gracefully and exits 0.
+	last := nodes[2]
+	t.Setenv("HASUP_HTTP_ADDR", last.httpAddr())
+	if code, o, e := cli(t, "leave"); code != exitOK {
+		t.Fatalf("leave: %d %q %q", code, o, e)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- last.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("the agent that left exited with %v", err)
+		}
+		last.cmd = nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent did not exit after leaving")
+	}
+	t.Setenv("HASUP_HTTP_ADDR", nodes[0].httpAddr())
+	poll(t, 10*time.Second, "the others see it left", func() error {
+		code, o, _ := cli(t, "members")
+		if code != exitOK || !strings.Contains(o, "left") {
+			return fmt.Errorf("members: %d %q", code, o)
+		}
+		return nil
+	})
 }
 
 func poll(t *testing.T, d time.Duration, what string, f func() error) {

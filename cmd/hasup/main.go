@@ -42,13 +42,18 @@ const usage = `usage: hasup COMMAND [ARGS]
 commands:
   agent -config FILE        run the daemon of one node
   demo [-dir DIR]           run a local 3-node cluster on loopback until Ctrl-C
+  status [-format json]     the agent's node, cluster and ensembles
   members [-format json]    the cluster's nodes, from the local agent
+  join ADDR...              join the cluster through these Serf addresses
+  leave                     leave the cluster gracefully; the agent exits
+  force-leave NODE          mark a failed node as left
   ensembles [-format json]  the ensembles, from the local agent
   kv get ENSEMBLE KEY [-consistency linearizable|lease|stale]
   kv put ENSEMBLE KEY VALUE [-cas REV]
   kv delete ENSEMBLE KEY
   kv list ENSEMBLE [-prefix P] [-format json]
   workers [-format json]    this node's workers
+  lock NAME -- COMMAND...   run COMMAND while holding the fenced lock NAME
   logs WORKER [-f]          a worker's output on this node
   config check FILE         validate a config file
   keygen                    print a new gossip encryption key
@@ -68,7 +73,9 @@ func runCLI(args []string, stdout, stderr io.Writer) int {
 		return agentCmd(args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(args[1:], stdout, stderr)
-	case "members", "ensembles", "kv", "workers", "logs":
+	case "lock":
+		return lockCmd(args[1:], stdout, stderr)
+	case "members", "ensembles", "kv", "workers", "logs", "join", "leave", "force-leave", "status":
 		return clientCmd(args[0], args[1:], stdout, stderr)
 	case "config":
 		if len(args) != 3 || args[1] != "check" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -82,6 +83,28 @@ func TestDemoServesTheCLI(t *testing.T) {
 	if code, o, _ := cli(t, "ensembles"); code != exitOK || !strings.Contains(o, "demo") || !strings.Contains(o, "hasup") {
 		t.Fatalf("ensembles: %d %q", code, o)
 	}
+	var fences []int
+	for i := 0; i < 2; i++ {
+		code, o, e := cli(t, "lock", "-ttl", "2s", "-grace", "500ms", "job", "--", "/bin/sh", "-c", "echo fence=$HASUP_FENCE")
+		var f int
+		if _, err := fmt.Sscanf(strings.TrimSpace(o), "fence=%d", &f); code != exitOK || err != nil {
+			t.Fatalf("lock: %d %q %q", code, o, e)
+		}
+		fences = append(fences, f)
+	}
+	t.Logf("lock fences %v", fences)
+	if fences[1] <= fences[0] {
+		t.Fatalf("lock fences %v: the second holder's fence must be higher", fences)
+	}
+	if code, _, _ := cli(t, "lock", "job", "--", "/bin/sh", "-c", "exit 3"); code != 3 {
+		t.Fatalf("lock passes the command's exit code: got %d, want 3", code)
+	}
+	if code, o, _ := cli(t, "status"); code != exitOK || !strings.Contains(o, "cluster formed: true") || !strings.Contains(o, "ensemble demo") {
+		t.Fatalf("status: %d %q", code, o)
+	}
+	if code, _, e := cli(t, "force-leave"); code != exitUsage {
+		t.Fatalf("force-leave without a node: %d %q", code, e)
+	}
 	if code, _, _ := cli(t, "kv", "put", "demo"); code != exitUsage {
 		t.Fatalf("kv put without a value: exit %d, want %d", code, exitUsage)
 	}
@@ -114,5 +137,11 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 	}
 	if code, o, _ := cli(t, "keygen"); code != exitOK || len(strings.TrimSpace(o)) < 40 {
 		t.Errorf("keygen: %d %q", code, o)
+	}
+}
+
+func TestShippedConfigIsValid(t *testing.T) {
+	if code, o, e := cli(t, "config", "check", "../../dist/hasup.yaml"); code != exitOK {
+		t.Fatalf("dist/hasup.yaml: %d %q %q", code, o, e)
 	}
 }

@@ -41,3 +41,14 @@ func (b supervisorBackend) Workers(context.Context) ([]Worker, error) {
 	}
 	return out, nil
 }
+
+// Join joins the cluster through addrs; see supervisor.Supervisor.Join.
+func (b supervisorBackend) Join(addrs []string) (int, error) { return b.Supervisor.Join(addrs) }
+
+// LeaveCluster leaves gracefully; see supervisor.Supervisor.Leave.
+func (b supervisorBackend) LeaveCluster() error { return b.Supervisor.Leave() }
+
+// ForceLeave marks a failed node left; see supervisor.Supervisor.ForceLeave.
+func (b supervisorBackend) ForceLeave(node string) error {
+	return b.Supervisor.ForceLeave(hasup.NodeID(node))
+}

@@ -81,6 +81,9 @@ type Options struct {
 	// Logger receives a record per failed request (warn for 5xx, debug
 	// otherwise). Default: discard.
 	Logger *slog.Logger
+	// OnLeave, if set, is called after POST /v1/agent/leave succeeded
+	// and was answered: the agent exits.
+	OnLeave func()
 }
 
 // DefaultOptions returns the options with every default filled in.
@@ -166,6 +169,9 @@ func NewServer(b Backend, opts Options) http.Handler {
 	if wl, ok := b.(WorkerLister); ok {
 		s.route("GET /v1/workers", listWorkers(wl))
 		s.route("GET /v1/workers/{name}", getWorker(wl))
+	}
+	if ac, ok := b.(AgentControl); ok {
+		s.mountAgent(ac)
 	}
 	if wl, ok := b.(WorkerLogger); ok {
 		s.route("GET /v1/workers/{name}/logs", workerLogs(wl))
