@@ -102,6 +102,12 @@ func TestDemoServesTheCLI(t *testing.T) {
 	if code, o, _ := cli(t, "status"); code != exitOK || !strings.Contains(o, "cluster formed: true") || !strings.Contains(o, "ensemble demo") {
 		t.Fatalf("status: %d %q", code, o)
 	}
+	if code, _, e := cli(t, "logs", "nosuch"); code != exitNotFound || !strings.Contains(e, "nosuch") {
+		t.Fatalf("logs of an unknown worker: %d %q", code, e)
+	}
+	if code, o, _ := cli(t, "workers", "-format", "json"); code != exitOK || !strings.Contains(o, `"ticker"`) {
+		t.Fatalf("workers: %d %q", code, o)
+	}
 	if code, _, e := cli(t, "force-leave"); code != exitUsage {
 		t.Fatalf("force-leave without a node: %d %q", code, e)
 	}
