@@ -48,10 +48,16 @@
 // the liveness phase ends only once the registry agrees with what runs,
 // every replica that no epoch names any more is deleted and the
 // supervisors have nothing left to do. An ensemble may end with other
-// members than it started with. A member that holds no state of its own
-// (a new member that has not fetched it, or whose node has not started
-// it) counts against the disk-fault budget: a lost disk on top of it would
-// be quorum loss, which an ensemble rightly waits out forever.
+// members than it started with. The node kept down in the liveness phase
+// is chosen only while no ensemble on it is reconfiguring (in the
+// registry or in fact) or has a member without state of its own.
+//
+// A restarted node's host reopens the replicas it has storage for; one
+// whose storage is empty or corrupt is started again by the supervisor
+// when the registry names the node: as a joiner if the registry's target
+// alone names it and it never persisted anything, else with neither flag,
+// so that it recovers (the runtime detects a lost store, reconcile's
+// "What Decide cannot know"). Bootstrap is honoured only at creation.
 //
 // # Fault model
 //

@@ -57,8 +57,8 @@ type Params struct {
 	Supervised     bool
 	ReconcileTicks int     // ticks between a node's supervisor passes (the runtime's ReconcileInterval)
 	DampingSteps   int     // reconcile.Input.Damping, in steps
-	DetectMin      int     // steps before a detector sees a crash or a cut (suspect, then failed)
-	DetectMax      int     //
+	DetectMin      int     // steps before a detector sees a crash or a cut: from DetectMin
+	DetectMax      int     // to DetectMax to suspect, as long again to failed
 	AliveDelayMax  int     // steps before a detector sees a node alive again
 	FalsePct       float64 // per step: a false failure verdict on a live node, by some or all observers
 	FlapPct        float64 // per step: a live node flaps (failed/alive, each failed phase shorter than the damping)

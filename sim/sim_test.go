@@ -168,7 +168,11 @@ var regressionSeeds = []struct {
 	{2518, modeDrawn, "supervised: the registry recorded an epoch the checkers had not yet seen a replica run"},
 	{3460, modeDrawn, "supervised: the registry recorded an epoch the checkers had not yet seen a replica run"},
 	{3574, modeDrawn, "supervised: the registry recorded an epoch the checkers had not yet seen a replica run (5 replicas)"},
-	{1175, modeDrawn, "supervised: a replica recovering a lost store crashed before it persisted anything, and the model forgot the store was lost"},
+	{94, modeDrawn, "supervised: a replacement that never fetched the state restarted as a recovering replica, not a joiner; two such blocked the ensemble"},
+	{118, modeDrawn, "supervised: a member without state recovered instead of joining (reconcile start rule)"},
+	{193, modeDrawn, "supervised: a member without state recovered instead of joining (reconcile start rule)"},
+	{1175, modeDrawn, "supervised: a member without state recovered instead of joining (reconcile start rule)"},
+	{4972, modeDrawn, "supervised: a member without state recovered instead of joining (reconcile start rule)"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

@@ -261,10 +261,13 @@ func (s *Supervisor) act(ctx context.Context, reg registry.State, a reconcile.Ac
 			return err
 		}
 		s.mu.Lock()
-		bootstrap := a.Bootstrap && !s.noBootstrap[a.Ensemble]
+		// A node that lost its disk must recover, neither bootstrap nor
+		// join: it may have acknowledged ops.
+		lost := s.noBootstrap[a.Ensemble]
 		s.mu.Unlock()
+		bootstrap, join := a.Bootstrap && !lost, a.Join && !lost
 		spec := host.Spec{Name: a.Ensemble, Members: a.Members, Epoch: a.Epoch, FSM: f,
-			Bootstrap: bootstrap, Join: a.Join, NoQuiesce: e.Spec.NoQuiesce}
+			Bootstrap: bootstrap, Join: join, NoQuiesce: e.Spec.NoQuiesce}
 		s.tuneWorkerLease(&spec)
 		err = s.node.Start(ctx, spec)
 		if errors.Is(err, host.ErrExists) {

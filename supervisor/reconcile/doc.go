@@ -73,8 +73,9 @@
 //     one in the common case.
 //   - StartReplica: the registry lists this node in an ensemble's Members
 //     or Target and no local replica of it runs. A member starts in the
-//     registry's epoch with its members; a node only in Target joins
-//     (Join) epoch Epoch+1 with the Target as members. Bootstrap is set
+//     registry's epoch with its members, joining it (Join) if that epoch
+//     is later than 0; a node only in Target joins epoch Epoch+1 with the
+//     Target as members. Bootstrap is set
 //     for a member of an ensemble still at epoch 0 with no reconfiguration
 //     in progress: a brand-new ensemble. The host ignores Bootstrap and
 //     Join when it holds stored state for the ensemble.

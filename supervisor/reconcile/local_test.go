@@ -108,10 +108,10 @@ func TestLocal(t *testing.T) {
 			want:      []Action{{Kind: StartReplica, Ensemble: "e", Epoch: 0, Members: ids("n1", "n2", "n3"), Bootstrap: true}},
 		},
 		{
-			name:      "bootstrap only at epoch 0: later, a member restarts from its storage or recovers",
+			name:      "bootstrap only at epoch 0: later, a member without a replica joins (its storage, if any, wins)",
 			self:      "n2",
 			ensembles: []Ensemble{ens("e", 5, "n1", "n2", "n3")},
-			want:      []Action{{Kind: StartReplica, Ensemble: "e", Epoch: 5, Members: ids("n1", "n2", "n3")}},
+			want:      []Action{{Kind: StartReplica, Ensemble: "e", Epoch: 5, Members: ids("n1", "n2", "n3"), Join: true}},
 		},
 		{
 			name:      "no bootstrap at epoch 0 while a reconfiguration is in progress",

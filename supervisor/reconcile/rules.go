@@ -265,8 +265,16 @@ func (x *index) starts() []Action {
 		}
 		switch {
 		case slices.Contains(e.Members, x.in.Self):
+			// A member of a later epoch with no replica here never fetched
+			// the state (a replacement that crashed while joining, or that
+			// was down when chosen): it joins. A recovering replica would
+			// need f+1 normal peers, and two such members block the
+			// ensemble for good (the simulator's seed 453). A node that
+			// lost a store it had used must be caught by the runtime, which
+			// then starts it with neither flag (see the package doc).
 			boot := e.Epoch == 0 && e.Target == nil
-			out = append(out, Action{Kind: StartReplica, Ensemble: e.Name, Epoch: e.Epoch, Members: slices.Clone(e.Members), Bootstrap: boot,
+			join := e.Epoch > 0
+			out = append(out, Action{Kind: StartReplica, Ensemble: e.Name, Epoch: e.Epoch, Members: slices.Clone(e.Members), Bootstrap: boot, Join: join,
 				Reason: fmt.Sprintf("the registry lists %s as a member of ensemble %s in epoch %d", x.in.Self, e.Name, e.Epoch)})
 		case slices.Contains(e.Target, x.in.Self):
 			out = append(out, Action{Kind: StartReplica, Ensemble: e.Name, Epoch: e.Epoch + 1, Members: slices.Clone(e.Target), Join: true,
