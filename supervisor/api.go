@@ -204,6 +204,20 @@ func (e *Ensemble) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	})
 }
 
+// ProposeSession orders cmd as request number request of the caller's
+// client session client, at most once however often it is retried (after
+// ErrNoQuorum, say): the ensemble keeps each session's last reply and
+// answers a retry with it. Request numbers of a session must grow; request
+// 0 opens the session (cmd empty, or ensemble.RegisterFloor(n) to refuse
+// every request numbered n or below). A request of a session the ensemble
+// does not know, or evicted (its table is bounded), fails with
+// ErrSessionExpired: open a new session under a new client number.
+func (e *Ensemble) ProposeSession(ctx context.Context, client, request uint64, cmd []byte) ([]byte, error) {
+	return e.s.toPrimary(ctx, e.name, e.Members(), func(ctx context.Context, to hasup.NodeID) ([]byte, error) {
+		return e.s.node.ForwardProposeAs(ctx, to, e.name, client, request, cmd)
+	})
+}
+
 // Read queries the FSM: linearizable and lease reads at the primary, a
 // stale read at this node's replica if it has one (else at any member).
 func (e *Ensemble) Read(ctx context.Context, q []byte, mode ensemble.ReadMode) ([]byte, error) {

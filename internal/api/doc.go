@@ -90,16 +90,16 @@
 // "Authorization: Bearer TOKEN" or "X-Hasup-Token: TOKEN"; reads do not. TLS
 // is the listener's business (cmd/hasup), not this package's.
 //
-// # At-most-once writes: not yet
+// # At-most-once writes
 //
-// DESIGN.md promises that the headers X-Hasup-Client and X-Hasup-Request
-// make a retried write execute at most once. This package accepts them,
-// checks that each is a decimal uint64 (400 otherwise) and otherwise ignores
-// them, because the Go API it sits on cannot honour them: the supervisor's
-// client sessions are per node (each node proposes as one client of the
-// ensemble) and Propose takes no client or request number. Until it does, a
-// write retried after a 503 or a lost answer may execute twice; use ?cas= to
-// make a kv write safe to retry.
+// With the headers X-Hasup-Client (a random non-zero number the client
+// keeps) and X-Hasup-Request (its write's number: 1, 2, 3, ...; the same
+// number again only to retry), a write executes at most once however often
+// it is retried: the ensemble's client table answers a retry with the kept
+// reply (see session.go for the rules and the one gap). Without them a
+// write retried after a 503 or a lost answer may execute twice; ?cas= makes
+// a kv write safe to retry too. Errors: 409 session_expired (start a new
+// session under a new number), stale_request, reply_not_kept.
 //
 // # Limits
 //

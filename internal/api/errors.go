@@ -28,6 +28,14 @@ const (
 	CodeUnavailable      = "unavailable"
 	CodeTimeout          = "timeout"
 	CodeInternal         = "internal"
+	// CodeSessionExpired: the X-Hasup-Client session is unknown to the
+	// ensemble (evicted, or never opened): start a new one, under a new
+	// client number. CodeStaleRequest: a request number below the
+	// session's last. CodeReplyNotKept: a retry of a request whose reply was
+	// too large to keep (it did execute).
+	CodeSessionExpired = "session_expired"
+	CodeStaleRequest   = "stale_request"
+	CodeReplyNotKept   = "reply_not_kept"
 )
 
 // Errors a caller tests an *Error against with errors.Is, to map answers to
@@ -101,6 +109,9 @@ var classes = []struct {
 }{
 	{http.StatusServiceUnavailable, CodeTimeout, []error{context.DeadlineExceeded}},
 	{http.StatusNotFound, CodeNotFound, []error{supervisor.ErrNotFound, registry.ErrNotFound, kv.ErrNotFound}},
+	{http.StatusConflict, CodeSessionExpired, []error{ensemble.ErrSessionExpired}},
+	{http.StatusConflict, CodeStaleRequest, []error{ensemble.ErrStaleRequest}},
+	{http.StatusConflict, CodeReplyNotKept, []error{ensemble.ErrReplyNotKept}},
 	{http.StatusConflict, CodeConflict, []error{supervisor.ErrExists, registry.ErrExists, kv.ErrCASConflict,
 		lock.ErrHeld, lock.ErrNotHolder, placement.ErrNotEnoughNodes}},
 	{http.StatusBadRequest, CodeBadKey, []error{kv.ErrKeyTooLarge}},
@@ -110,7 +121,7 @@ var classes = []struct {
 	{http.StatusRequestEntityTooLarge, CodeTooLarge, []error{kv.ErrValueTooLarge, ensemble.ErrTooLarge}},
 	{http.StatusServiceUnavailable, CodeUnavailable, []error{supervisor.ErrNoQuorum, supervisor.ErrNoRegistry,
 		ensemble.ErrNotPrimary, ensemble.ErrViewChanged, ensemble.ErrBusy, ensemble.ErrNoLease, ensemble.ErrTooStale,
-		ensemble.ErrRecovering, ensemble.ErrReconfiguring, ensemble.ErrSessionExpired, registry.ErrBusy,
+		ensemble.ErrRecovering, ensemble.ErrReconfiguring, registry.ErrBusy,
 		host.ErrStopped, host.ErrNotFound, context.Canceled}},
 }
 

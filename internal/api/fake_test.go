@@ -135,6 +135,47 @@ type fakeEnsemble struct {
 	// read modes asked.
 	noLease bool
 	modes   []ensemble.ReadMode
+	// sessions: client -> last request and its reply (ProposeSession).
+	sessions map[uint64]fakeSession
+}
+
+type fakeSession struct {
+	request uint64
+	reply   []byte
+}
+
+// ProposeSession dedups like the ensemble's client table.
+func (e *fakeEnsemble) ProposeSession(ctx context.Context, client, request uint64, cmd []byte) ([]byte, error) {
+	e.mu.Lock()
+	if e.sessions == nil {
+		e.sessions = map[uint64]fakeSession{}
+	}
+	s, ok := e.sessions[client]
+	switch {
+	case request == 0:
+		if !ok {
+			e.sessions[client] = fakeSession{}
+		}
+		e.mu.Unlock()
+		return nil, nil
+	case !ok:
+		e.mu.Unlock()
+		return nil, ensemble.ErrSessionExpired
+	case request == s.request:
+		e.mu.Unlock()
+		return s.reply, nil
+	case request < s.request:
+		e.mu.Unlock()
+		return nil, ensemble.ErrStaleRequest
+	}
+	e.mu.Unlock()
+	res, err := e.Propose(ctx, cmd)
+	if err == nil {
+		e.mu.Lock()
+		e.sessions[client] = fakeSession{request: request, reply: res}
+		e.mu.Unlock()
+	}
+	return res, err
 }
 
 var _ EnsembleHandle = (*fakeEnsemble)(nil)

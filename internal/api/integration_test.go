@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,6 +128,31 @@ func TestThreeRealNodes(t *testing.T) {
 			break
 		}
 	}
+	// A write in a client session, retried: it executes once (through the
+	// real ensemble's client table, forwarded to the primary).
+	sessionPut := func(val string) string {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimSuffix(via.Addr, "/")+"/v1/kv/orders/session-key", strings.NewReader(val))
+		req.Header.Set("X-Hasup-Client", "987654321")
+		req.Header.Set("X-Hasup-Request", "1")
+		req.Header.Set("Authorization", "Bearer "+via.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("session put: %d %s", resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if first, retry := sessionPut("x"), sessionPut("y"); first != retry {
+		t.Fatalf("a retried session write answered %s then %s: it ran twice", first, retry)
+	}
+	if v, _, err := via.KVGet(ctx, "orders", "session-key", Linearizable); err != nil || string(v) != "x" {
+		t.Fatalf("session-key = %q %v, want x (the retry must not write y)", v, err)
+	}
+
 	rev, err := via.KVPut(ctx, "orders", "config/a", []byte("1"), nil)
 	if err != nil || rev == 0 {
 		t.Fatalf("put: %d %v", rev, err)

@@ -35,7 +35,7 @@ func (s *server) kvPut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if hasCAS {
 		cmd = kv.CASCmd([]byte(key), value, cas)
 	}
-	b, err := h.Propose(ctx, cmd)
+	b, err := s.propose(ctx, r, h, cmd)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (s *server) kvDelete(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if err != nil {
 		return err
 	}
-	b, err := h.Propose(ctx, kv.DeleteCmd([]byte(key)))
+	b, err := s.propose(ctx, r, h, kv.DeleteCmd([]byte(key)))
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *server) lockAcquire(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil || ttl <= 0 || ttl > lock.MaxTTL {
 		return badRequest("ttl is %q, want a Go duration more than 0 and at most %v", req.TTL, lock.MaxTTL)
 	}
-	b, err := h.Propose(ctx, lock.AcquireCmd(name, req.Owner, ttl))
+	b, err := s.propose(ctx, r, h, lock.AcquireCmd(name, req.Owner, ttl))
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func (s *server) lockRelease(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return err
 	}
-	b, err := h.Propose(ctx, lock.ReleaseCmd(name, owner))
+	b, err := s.propose(ctx, r, h, lock.ReleaseCmd(name, owner))
 	if err != nil {
 		return err
 	}

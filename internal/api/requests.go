@@ -125,6 +125,17 @@ func (h timedHandle) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	return h.EnsembleHandle.Propose(ctx, cmd)
 }
 
+// ProposeSession proposes as a client's request, observed, if the handle
+// can (see SessionProposer).
+func (h timedHandle) ProposeSession(ctx context.Context, client, request uint64, cmd []byte) ([]byte, error) {
+	sp, ok := h.EnsembleHandle.(SessionProposer)
+	if !ok {
+		return nil, errNoSessions
+	}
+	defer h.m.observe(ctx, h.name, time.Now())
+	return sp.ProposeSession(ctx, client, request, cmd)
+}
+
 // Read reads and observes how long it took, unless it is a lease read
 // without a lease, which the handler retries (see requestMetrics).
 func (h timedHandle) Read(ctx context.Context, q []byte, mode ensemble.ReadMode) ([]byte, error) {

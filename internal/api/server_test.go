@@ -539,12 +539,14 @@ func TestSessionHeaders(t *testing.T) {
 		header []string
 		status int
 	}{
-		{[]string{"X-Hasup-Client", "7", "X-Hasup-Request", "18446744073709551615"}, 200},
+		{[]string{"X-Hasup-Client", "7", "X-Hasup-Request", "18446744073709551615"}, 409}, // well formed, but no such session
 		{[]string{"X-Hasup-Request", "abc"}, 400},
 		{[]string{"X-Hasup-Request", "-1"}, 400},
 		{[]string{"X-Hasup-Request", "18446744073709551616"}, 400},
 		{[]string{"X-Hasup-Client", ""}, 400},
 		{[]string{"X-Hasup-Client", "1", "X-Hasup-Client", "2"}, 400},
+		{[]string{"X-Hasup-Client", "7"}, 400},
+		{[]string{"X-Hasup-Client", "0", "X-Hasup-Request", "1"}, 400},
 	} {
 		resp, body := e.do("PUT", "/v1/kv/orders/k", "v", tc.header...)
 		if tc.status == 400 {
@@ -553,6 +555,27 @@ func TestSessionHeaders(t *testing.T) {
 			t.Fatalf("%v: %d %s", tc.header, resp.StatusCode, body)
 		}
 	}
+}
+
+func TestSessionWriteRetriedExecutesOnce(t *testing.T) {
+	e := newEnv(t, Options{})
+	put := func(val, req string) (int, string) {
+		resp, body := e.do("PUT", "/v1/kv/orders/s", val, "X-Hasup-Client", "42", "X-Hasup-Request", req)
+		return resp.StatusCode, string(body)
+	}
+	c1, b1 := put("a", "1")
+	c2, b2 := put("a", "1") // a retry: the same answer, not a second write
+	if c1 != 200 || c2 != 200 || b1 != b2 {
+		t.Fatalf("first %d %s, retry %d %s", c1, b1, c2, b2)
+	}
+	c3, b3 := put("b", "2")
+	if c3 != 200 || b3 == b1 {
+		t.Fatalf("the next request: %d %s", c3, b3)
+	}
+	resp, body := e.do("PUT", "/v1/kv/orders/s", "c", "X-Hasup-Client", "42", "X-Hasup-Request", "1")
+	wantError(t, resp, body, 409, CodeStaleRequest)
+	resp, body = e.do("PUT", "/v1/kv/orders/s", "c", "X-Hasup-Client", "43", "X-Hasup-Request", "5")
+	wantError(t, resp, body, 409, CodeSessionExpired)
 }
 
 func TestUnavailable(t *testing.T) {

@@ -19,8 +19,9 @@ import (
 // never reach a replica:
 //
 //   - forward: Ensemble, Nonce (the request's ID at the sender), Round (1:
-//     propose, 2: read, 3: status), Op (the read mode), Data (command or
-//     query).
+//     propose, 2: read, 3: status, 4: propose as a client's request, with
+//     Op the client and Commit the request number), Op (the read mode),
+//     Data (command or query).
 //   - forward reply: Nonce (echoed), Op (an error code, 0 for success),
 //     Data (the result, or the error's text).
 //
@@ -35,6 +36,7 @@ const (
 	forwardPropose = 1
 	forwardRead    = 2
 	forwardStatus  = 3
+	forwardAs      = 4 // ProposeAs: Op is the client, Commit the request number
 
 	// ForwardMax bounds the forwarded requests a node runs at once; beyond
 	// it a forward is refused with ErrBusy.
@@ -48,6 +50,7 @@ var forwardErrors = []error{
 	nil, ensemble.ErrNotPrimary, ErrNotFound, ensemble.ErrViewChanged, ensemble.ErrSessionExpired,
 	ensemble.ErrBusy, ensemble.ErrNoLease, ensemble.ErrRecovering, ensemble.ErrReconfiguring,
 	ensemble.ErrTooLarge, ErrStopped, context.DeadlineExceeded,
+	ensemble.ErrStaleRequest, ensemble.ErrReplyNotKept, // appended: codes never change
 }
 
 const errOther = 255
@@ -89,6 +92,11 @@ func (n *Node) ForwardStatus(ctx context.Context, to hasup.NodeID, name hasup.En
 		return st, fmt.Errorf("status of %s on %s: %w", name, to, err)
 	}
 	return st, nil
+}
+
+// ForwardProposeAs runs ProposeAs for name on node to.
+func (n *Node) ForwardProposeAs(ctx context.Context, to hasup.NodeID, name hasup.EnsembleName, client, request uint64, cmd []byte) ([]byte, error) {
+	return n.forward(ctx, to, ensemble.Message{Ensemble: name, Round: forwardAs, Op: client, Commit: request, Data: cmd})
 }
 
 // ForwardRead runs Read for name on node to.
@@ -137,6 +145,8 @@ func (n *Node) serveForward(ctx context.Context, m ensemble.Message) ([]byte, er
 		return n.Propose(ctx, m.Ensemble, m.Data)
 	case forwardRead:
 		return n.Read(ctx, m.Ensemble, m.Data, ensemble.ReadMode(m.Op))
+	case forwardAs:
+		return n.ProposeAs(ctx, m.Ensemble, m.Op, m.Commit, m.Data)
 	case forwardStatus:
 		st, err := n.Status(ctx, m.Ensemble)
 		if err != nil {

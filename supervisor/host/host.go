@@ -276,7 +276,7 @@ func (n *Node) Status(ctx context.Context, name hasup.EnsembleName) (ensemble.St
 func (n *Node) Propose(ctx context.Context, name hasup.EnsembleName, cmd []byte) ([]byte, error) {
 	rp, err := n.call(ctx, name, func(l *local, id uint64) error {
 		if l.session == 0 {
-			l.session = n.rng.Uint64() | 1
+			l.session = n.rng.Uint64()&^externalClient | 1
 			if err := l.r.Propose(ensemble.Proposal{ID: id, Client: l.session}); err != nil {
 				l.session = 0
 				return err
@@ -304,6 +304,27 @@ func (n *Node) Propose(ctx context.Context, name hasup.EnsembleName, cmd []byte)
 }
 
 var errRegistering = errors.New("host: opening a session")
+
+// externalClient marks the client IDs of outside clients (ProposeAs), so
+// that they never collide with the nodes' own sessions, which have the
+// bit clear.
+const externalClient = 1 << 63
+
+// ProposeAs orders cmd as request number request of an outside client's
+// session (client, any number the client chose), so that a retry of the
+// same request executes at most once: the ensemble's client table answers
+// it from the reply it kept. Request 0 opens the session; its cmd may hold
+// ensemble.RegisterFloor(n). A request of a session the ensemble does not
+// know fails with ensemble.ErrSessionExpired.
+func (n *Node) ProposeAs(ctx context.Context, name hasup.EnsembleName, client, request uint64, cmd []byte) ([]byte, error) {
+	rp, err := n.call(ctx, name, func(l *local, id uint64) error {
+		return l.r.Propose(ensemble.Proposal{ID: id, Client: client | externalClient, Request: request, Cmd: cmd})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rp.Result, rp.Err
+}
 
 func (n *Node) resetSession(ctx context.Context, name hasup.EnsembleName) {
 	_ = n.do(ctx, func() {
