@@ -105,8 +105,16 @@ func TestDemoServesTheCLI(t *testing.T) {
 	if code, _, e := cli(t, "logs", "nosuch"); code != exitNotFound || !strings.Contains(e, "nosuch") {
 		t.Fatalf("logs of an unknown worker: %d %q", code, e)
 	}
-	if code, o, _ := cli(t, "workers", "-format", "json"); code != exitOK || !strings.Contains(o, `"ticker"`) {
-		t.Fatalf("workers: %d %q", code, o)
+	// The sample worker's ensemble is declared after the demo's KV: poll.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		code, o, _ := cli(t, "workers", "-format", "json")
+		if code == exitOK && strings.Contains(o, `"ticker"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers: %d %q", code, o)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
 	if code, _, e := cli(t, "force-leave"); code != exitUsage {
 		t.Fatalf("force-leave without a node: %d %q", code, e)
