@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -135,8 +137,20 @@ func (a *agent) run(ctx context.Context, logger *slog.Logger, started chan<- *ag
 	opts.Token, opts.Logger = a.cfg.HTTPToken, logger
 	opts.OnLeave = func() { leftOnce.Do(func() { close(left) }) }
 	srv := &http.Server{Handler: api.NewServer(api.FromSupervisor(a.sup), opts), ReadHeaderTimeout: 10 * time.Second}
+	serve := func() error { return srv.Serve(a.http) }
+	if a.cfg.TLS.Enabled() {
+		// The API speaks TLS with the node's certificate; a client
+		// certificate, if given, must come from the cluster's CA (the token
+		// still guards mutating calls, so browsers need none).
+		tc, err := apiTLS(a.cfg.TLS)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = tc
+		serve = func() error { return srv.ServeTLS(a.http, a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile) }
+	}
 	g.Add(func() error {
-		if err := srv.Serve(a.http); !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
@@ -229,4 +243,17 @@ func (a *agent) declare(ctx context.Context, logger *slog.Logger, ensembles []co
 			}
 		}
 	}
+}
+
+// apiTLS is the HTTP API's TLS configuration.
+func apiTLS(t config.TLS) (*tls.Config, error) {
+	ca, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls.ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate", t.CAFile)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}, nil
 }

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -20,10 +23,13 @@ import (
 
 // clientCmd runs a command against the local agent's HTTP API.
 func clientCmd(verb string, args []string, stdout, stderr io.Writer) int {
-	c := &api.Client{Addr: envOr("HASUP_HTTP_ADDR", "127.0.0.1:7900"), Token: os.Getenv("HASUP_HTTP_TOKEN")}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "hasup %s: %v\n", verb, err)
+		return exitConfig
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var err error
 	switch verb {
 	case "members":
 		err = membersCmd(ctx, c, args, stdout, stderr)
@@ -372,4 +378,35 @@ func statusCmd(ctx context.Context, c *api.Client, args []string, stdout, stderr
 			e.Name, e.Type, primary, e.Epoch, e.View, e.Commit, strings.Join(e.Members, ","))
 	}
 	return nil
+}
+
+// newClient is the client of the local agent: HASUP_HTTP_ADDR (host:port,
+// or an https:// URL), HASUP_HTTP_TOKEN, and for https HASUP_CACERT (the
+// CA that signed the agent's certificate; default: the system's) and,
+// optionally, HASUP_CLIENT_CERT and HASUP_CLIENT_KEY.
+func newClient() (*api.Client, error) {
+	c := &api.Client{Addr: envOr("HASUP_HTTP_ADDR", "127.0.0.1:7900"), Token: os.Getenv("HASUP_HTTP_TOKEN")}
+	if !strings.HasPrefix(c.Addr, "https://") {
+		return c, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f := os.Getenv("HASUP_CACERT"); f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("HASUP_CACERT: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("HASUP_CACERT %s: no PEM certificate", f)
+		}
+	}
+	if cf, kf := os.Getenv("HASUP_CLIENT_CERT"), os.Getenv("HASUP_CLIENT_KEY"); cf != "" || kf != "" {
+		cert, err := tls.LoadX509KeyPair(cf, kf)
+		if err != nil {
+			return nil, fmt.Errorf("HASUP_CLIENT_CERT/HASUP_CLIENT_KEY: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	c.HTTP = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	return c, nil
 }

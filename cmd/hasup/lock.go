@@ -50,7 +50,11 @@ func lockCmd(args []string, stdout, stderr io.Writer) int {
 		host, _ := os.Hostname()
 		*owner = host + ":" + strconv.Itoa(os.Getpid())
 	}
-	c := &api.Client{Addr: envOr("HASUP_HTTP_ADDR", "127.0.0.1:7900"), Token: os.Getenv("HASUP_HTTP_TOKEN")}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintln(stderr, "hasup lock:", err)
+		return exitConfig
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fence, err := acquire(ctx, c, *ens, name, *owner, *ttl)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -102,6 +103,9 @@ func newMetricsHandler(b Backend, log *slog.Logger) (http.Handler, *requestMetri
 	)
 	if sl, ok := b.(StatusLister); ok {
 		reg.MustRegister(newEnsembleCollector(sl, log))
+	}
+	if wl, ok := b.(WorkerLister); ok {
+		reg.MustRegister(workerCollector{wl: wl})
 	}
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -270,6 +274,44 @@ func (c memberCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, s := range memberStates {
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(counts[s]), s.String())
+	}
+}
+
+// The per-worker metrics (labels worker and node): hasup_worker_restarts_total
+// (counter: restarts the restart policy made on this node since the agent
+// started), hasup_worker_running (gauge, 0 or 1), hasup_worker_healthy
+// (gauge, 0 or 1: running and its last check passed), hasup_worker_fence
+// (gauge: the fence its command was given).
+var (
+	descWorkerRestarts = prometheus.NewDesc("hasup_worker_restarts_total", "Restarts of the worker's command on this node.", []string{"worker", "node"}, nil)
+	descWorkerRunning  = prometheus.NewDesc("hasup_worker_running", "1 while the worker's command runs on this node.", []string{"worker", "node"}, nil)
+	descWorkerHealthy  = prometheus.NewDesc("hasup_worker_healthy", "1 while the worker's command runs and its last check passed.", []string{"worker", "node"}, nil)
+	descWorkerFence    = prometheus.NewDesc("hasup_worker_fence", "The fencing token the worker's command was given (HASUP_FENCE).", []string{"worker", "node"}, nil)
+)
+
+// workerCollector samples Workers at each scrape.
+type workerCollector struct{ wl WorkerLister }
+
+// Describe sends the worker metrics' descriptors.
+func (c workerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descWorkerRestarts, descWorkerRunning, descWorkerHealthy, descWorkerFence} {
+		ch <- d
+	}
+}
+
+// Collect reports every worker of this node.
+func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ws, err := c.wl.Workers(ctx)
+	if err != nil {
+		return
+	}
+	for _, w := range ws {
+		ch <- prometheus.MustNewConstMetric(descWorkerRestarts, prometheus.CounterValue, float64(w.Restarts), w.Name, w.Node)
+		ch <- prometheus.MustNewConstMetric(descWorkerRunning, prometheus.GaugeValue, boolValue(w.State == "running"), w.Name, w.Node)
+		ch <- prometheus.MustNewConstMetric(descWorkerHealthy, prometheus.GaugeValue, boolValue(w.Healthy), w.Name, w.Node)
+		ch <- prometheus.MustNewConstMetric(descWorkerFence, prometheus.GaugeValue, float64(w.Fence), w.Name, w.Node)
 	}
 }
 

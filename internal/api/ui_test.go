@@ -152,4 +152,17 @@ func TestWorkersEndpoint(t *testing.T) {
 	if !strings.Contains(string(body), `"restarts":2,"fence":4294967299,"healthy":true`) {
 		t.Fatalf("workers JSON %s", body)
 	}
+	resp, body = e.do("GET", "/v1/workers/billing", "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"name":"billing"`) {
+		t.Fatalf("GET /v1/workers/billing: %d %s", resp.StatusCode, body)
+	}
+	resp, body = e.do("GET", "/v1/workers/nosuch", "")
+	wantError(t, resp, body, http.StatusNotFound, CodeNotFound)
+	resp, body = e.do("GET", "/metrics", "")
+	for _, line := range []string{`hasup_worker_restarts_total{node="n1",worker="billing"} 2`, `hasup_worker_running{node="n1",worker="billing"} 1`,
+		`hasup_worker_fence{node="n1",worker="billing"} 4.294967299e+09`, `hasup_worker_running{node="n2",worker="billing"} 0`} {
+		if !strings.Contains(string(body), line) {
+			t.Fatalf("/metrics lacks %q:\n%s", line, body)
+		}
+	}
 }
