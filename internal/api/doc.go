@@ -23,6 +23,12 @@
 //	GET    /v1/kv/{ens}?prefix=P       [{"key","value","revision"}]; also ?after=K, ?limit=N, ?consistency=
 //	POST   /v1/lock/{ens}/{name}       {"owner","ttl"} (ttl a Go duration, "30s") -> {"fence":N}
 //	DELETE /v1/lock/{ens}/{name}?owner=O  204
+//	GET    /v1/workers                 [Worker] of this node (name, node, mode, state, role, restarts, fence, healthy)
+//	GET    /v1/workers/{name}          Worker; GET /v1/workers/{name}/logs?bytes=N  text/plain, its last output
+//	POST   /v1/agent/join              {"addrs":[...]} -> {"joined":N}
+//	POST   /v1/agent/leave             204; the agent stops its workers, leaves Serf and exits
+//	POST   /v1/agent/force-leave       {"node"} -> 204
+//	GET    /metrics                    Prometheus (metrics.go); GET /ui/: the status page
 //
 // An Ensemble is {"name","type","replicas","epoch","view","primary",
 // "members","commit"}: name, type, replicas, epoch and members (node names)
