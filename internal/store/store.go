@@ -40,6 +40,10 @@ var (
 	ErrLocked = errors.New("store: data file is locked by another process (is another hasup running with this data dir?)")
 	// ErrCorrupt: a record fails its checksum or cannot be decoded.
 	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrLost: the replica's state was lost (MarkLost) and no new state
+	// has been written since: it must recover from its peers, neither
+	// bootstrap nor join (it may have acknowledged ops).
+	ErrLost = errors.New("store: replica state lost; it must recover")
 )
 
 const recordVersion = 1
@@ -48,6 +52,7 @@ var (
 	bucketEnsembles = []byte("ensembles")
 	keyHard         = []byte("hard")
 	keyCkpt         = []byte("ckpt")
+	keyLost         = []byte("lost")
 	bucketLog       = []byte("log")
 	crcTable        = crc32.MakeTable(crc32.Castagnoli)
 )
@@ -143,6 +148,9 @@ func apply(top *bolt.Bucket, w Write) error {
 		return err
 	}
 	if w.Hard != nil {
+		if err := b.Delete(keyLost); err != nil { // the replica has state again
+			return err
+		}
 		if err := b.Put(keyHard, record('h', wire.AppendHardState(nil, *w.Hard))); err != nil {
 			return err
 		}
@@ -216,6 +224,9 @@ func (s *Store) Load(name hasup.EnsembleName) (*ensemble.Durable, error) {
 	var d *ensemble.Durable
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEnsembles).Bucket([]byte(name))
+		if b != nil && b.Get(keyHard) == nil && b.Get(keyLost) != nil {
+			return ErrLost
+		}
 		if b == nil || b.Get(keyHard) == nil {
 			return nil
 		}
@@ -291,6 +302,29 @@ func (s *Store) Ensembles() ([]hasup.EnsembleName, error) {
 		})
 	})
 	return out, err
+}
+
+// MarkLost replaces a replica's state (found corrupt) by a marker that
+// Load reports as ErrLost until the replica writes a hard state again:
+// unlike Delete, a crash before then cannot make the replica look new.
+func (s *Store) MarkLost(name hasup.EnsembleName) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		top := tx.Bucket(bucketEnsembles)
+		if top.Bucket([]byte(name)) != nil {
+			if err := top.DeleteBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		b, err := top.CreateBucket([]byte(name))
+		if err != nil {
+			return err
+		}
+		return b.Put(keyLost, record('l', nil))
+	})
+	if err != nil {
+		return fmt.Errorf("store: mark ensemble %s lost in %s: %w", name, s.path, err)
+	}
+	return nil
 }
 
 // Delete removes a replica's state: after it retired, or before it starts

@@ -248,3 +248,25 @@ func TestDeleteRemovesAReplicasState(t *testing.T) {
 		t.Fatalf("Ensembles() = %v, want [b]", names)
 	}
 }
+
+func TestLostMarkerHoldsUntilTheReplicaWritesAgain(t *testing.T) {
+	s, _ := openTemp(t)
+	if err := s.Commit([]Write{{Ensemble: "e", Hard: hard(3, 1), LogFrom: 1, Entries: []ensemble.Entry{entry(1, "a")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkLost("e"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // a restart before the replica writes: still lost
+		if d, err := s.Load("e"); !errors.Is(err, ErrLost) || d != nil {
+			t.Fatalf("after MarkLost: %v %v, want ErrLost", d, err)
+		}
+	}
+	if err := s.Commit([]Write{{Ensemble: "e", Hard: hard(4, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Load("e")
+	if err != nil || d == nil || d.Hard.View != 4 || len(d.Entries) != 0 {
+		t.Fatalf("after the replica wrote again: %+v %v", d, err)
+	}
+}

@@ -195,7 +195,8 @@ func (n *Node) do(ctx context.Context, f func()) error {
 // Start starts a local replica of spec.Name: from the store if it holds
 // state, else as spec says (bootstrap, join, or, with neither, as a replica
 // whose storage was lost, which recovers from its peers). Storage that
-// fails its checksums is deleted and the replica recovers.
+// fails its checksums is replaced by a "lost" marker and the replica
+// recovers; until it has written state again, later starts recover too.
 func (n *Node) Start(ctx context.Context, spec Spec) error {
 	var err error
 	if e := n.do(ctx, func() { err = n.start(spec) }); e != nil {
@@ -215,9 +216,12 @@ func (n *Node) start(spec Spec) error {
 	switch {
 	case errors.Is(err, store.ErrCorrupt):
 		n.cfg.Logger.Warn("replica storage corrupt; recovering from peers", "ensemble", spec.Name, "err", err)
-		if err := n.cfg.Store.Delete(spec.Name); err != nil {
+		if err := n.cfg.Store.MarkLost(spec.Name); err != nil {
 			return err
 		}
+	case errors.Is(err, store.ErrLost):
+		// Lost before and not recovered yet: recover (neither bootstrap
+		// nor join: it may have acknowledged ops).
 	case err != nil:
 		return err
 	case d != nil:
