@@ -233,7 +233,7 @@ func (e *Ensemble) Read(ctx context.Context, q []byte, mode ensemble.ReadMode) (
 }
 
 // Status returns the ensemble's status from its primary (or, failing
-// that, from any member).
+// that, from the member in the highest view, with Primary "").
 func (e *Ensemble) Status(ctx context.Context) (Status, error) {
 	reg, _ := e.s.registryState()
 	en, ok := reg.Ensemble(e.name)
@@ -258,7 +258,11 @@ func (e *Ensemble) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	if fallback != nil {
-		return statusOf(en, *fallback), nil
+		st := statusOf(en, *fallback)
+		if !fallback.IsPrimary {
+			st.Primary = "" // no member says it leads: none is known
+		}
+		return st, nil
 	}
 	return Status{}, fmt.Errorf("%s: %w (last: %v)", e.name, ErrNoQuorum, last)
 }
@@ -273,6 +277,9 @@ func (e *Ensemble) Leader(ctx context.Context) (hasup.NodeID, error) {
 	st, err := e.Status(ctx)
 	if err != nil {
 		return "", err
+	}
+	if st.Primary == "" {
+		return "", fmt.Errorf("%s: %w: no member leads a normal view now", e.name, ErrNoQuorum)
 	}
 	return st.Primary, nil
 }

@@ -14,6 +14,18 @@ import (
 	"github.com/hasup/hasup/supervisor/reconcile"
 )
 
+// errNoCluster: every node asked answered that it runs no replica of the
+// cluster ensemble.
+var errNoCluster = fmt.Errorf("%w: no node runs the cluster ensemble", ErrNoRegistry)
+
+// formingError: a node runs a cluster replica of epoch 0 that names this
+// node among its voters, and cannot answer a registry read yet.
+type formingError struct{ members []hasup.NodeID }
+
+func (e *formingError) Error() string {
+	return fmt.Sprintf("supervisor: the cluster ensemble is forming with voters %v", e.members)
+}
+
 // registryTimeout bounds one registry read or proposal made by the loop.
 const registryTimeout = time.Second
 
@@ -33,13 +45,18 @@ func (s *Supervisor) reconcile(ctx context.Context) {
 		return
 	}
 	reg, err := s.readRegistry(ctx, local)
-	if _, formed := reg.Ensemble(ClusterEnsemble); err != nil || !formed {
-		// No registry, or one still forming (its voters have not all
-		// started yet, and it lists nothing until a majority has).
-		s.maybeBootstrap(ctx, members, local)
-		if err != nil {
-			return
-		}
+	var forming *formingError
+	switch _, formed := reg.Ensemble(ClusterEnsemble); {
+	case errors.As(err, &forming):
+		s.maybeBootstrap(ctx, members, local, forming.members)
+	case errors.Is(err, errNoCluster), err == nil && !formed:
+		// No node runs a registry, or one is still forming (its voters
+		// have not all started yet, and it lists nothing until a majority
+		// has). A timeout or a lagging voter proves neither.
+		s.maybeBootstrap(ctx, members, local, nil)
+	}
+	if err != nil {
+		return
 	}
 	s.mu.Lock()
 	if s.regOK && reg.Version < s.reg.Version {
@@ -78,8 +95,9 @@ func (s *Supervisor) reconcile(ctx context.Context) {
 			s.log.Debug("reconcile action failed", "action", a.Kind.String(), "ensemble", a.Ensemble, "err", err)
 		}
 	}
+	asOf := time.Now() // before the statuses: a lease counted from then is never stretched
 	if local, err := s.node.Statuses(ctx); err == nil {
-		s.manageWorkers(ctx, reg, local)
+		s.manageWorkers(ctx, reg, local, asOf)
 	}
 }
 
@@ -108,14 +126,34 @@ func (s *Supervisor) readRegistry(ctx context.Context, local []ensemble.Status) 
 	if slices.ContainsFunc(local, func(st ensemble.Status) bool { return st.Ensemble == ClusterEnsemble && st.Mode == ensemble.ModeNormal }) {
 		b, err = s.node.Read(ctx, ClusterEnsemble, registry.StateQuery(), ensemble.ReadStale)
 	} else {
-		err = ErrNoRegistry
+		// errNoCluster only if every other candidate says it runs no
+		// replica of the cluster ensemble (or there is none to ask).
+		err = errNoCluster
 		for _, v := range s.voters() {
 			if v == s.cfg.NodeName {
 				continue
 			}
-			if b, err = s.node.ForwardRead(ctx, v, ClusterEnsemble, registry.StateQuery(), ensemble.ReadStale); err == nil {
+			vctx, vcancel := context.WithTimeout(ctx, registryTimeout/4) // one silent node must not use up the pass
+			var e error
+			b, e = s.node.ForwardRead(vctx, v, ClusterEnsemble, registry.StateQuery(), ensemble.ReadStale)
+			if e == nil {
+				vcancel()
+				err = nil
 				break
 			}
+			if !errors.Is(e, host.ErrNotFound) {
+				// v runs a cluster replica it cannot read from yet: one
+				// being formed names its voters, and a voter it names
+				// that has not started must start (else a minority of
+				// started voters waits for ever for the others).
+				if st, serr := s.node.ForwardStatus(vctx, v, ClusterEnsemble); serr == nil && st.Epoch == 0 && slices.Contains(st.Members, s.cfg.NodeName) {
+					e = &formingError{members: st.Members}
+				}
+				if !errors.As(err, new(*formingError)) {
+					err = e // an answer that proves nothing: no bootstrap on it
+				}
+			}
+			vcancel()
 		}
 	}
 	if err != nil {
@@ -126,7 +164,10 @@ func (s *Supervisor) readRegistry(ctx context.Context, local []ensemble.Status) 
 
 // maybeBootstrap forms the cluster ensemble when enough nodes see each
 // other and none of them has a registry.
-func (s *Supervisor) maybeBootstrap(ctx context.Context, members []hasup.Member, local []ensemble.Status) {
+//
+// With voters (a forming cluster replica named them), this node starts its
+// replica with exactly those voters, if they include it.
+func (s *Supervisor) maybeBootstrap(ctx context.Context, members []hasup.Member, local []ensemble.Status, forming []hasup.NodeID) {
 	if slices.ContainsFunc(local, func(st ensemble.Status) bool { return st.Ensemble == ClusterEnsemble }) {
 		return // it runs (and is, say, changing view)
 	}
@@ -151,6 +192,9 @@ func (s *Supervisor) maybeBootstrap(ctx context.Context, members []hasup.Member,
 	}
 	slices.Sort(alive)
 	voters := alive[:votersFor(s.cfg.BootstrapExpect)]
+	if forming != nil {
+		voters = forming
+	}
 	resume := slices.Contains(stored, ClusterEnsemble) // its stored state and members win
 	s.mu.Lock()
 	seen := s.clusterSeen // a formed registry exists: never form another
@@ -193,6 +237,8 @@ func (s *Supervisor) registerCluster(ctx context.Context, reg registry.State, lo
 		}
 	}
 	spec := registry.Spec{Name: ClusterEnsemble, Type: "registry", Replicas: len(st.Members), NoQuiesce: true}
+	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
 	_ = s.proposeRegistry(ctx, registry.CreateEnsembleCmd(spec, st.Members))
 }
 

@@ -270,8 +270,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(2)
-	go func() { defer wg.Done(); errs <- s.node.Run(ctx) }()
-	go func() { defer wg.Done(); errs <- s.det.Run(ctx) }()
+	// If the host or the detector stops (a storage error, say), the whole
+	// node stops: a node that cannot persist must not look alive.
+	go func() { defer wg.Done(); errs <- s.node.Run(ctx); cancel() }()
+	go func() { defer wg.Done(); errs <- s.det.Run(ctx); cancel() }()
 	err := s.loop(ctx)
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	s.closeWorkers(wctx) // before the replicas stop: no command outlives its lease

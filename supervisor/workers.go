@@ -106,7 +106,7 @@ func (s *Supervisor) WorkerLogs(name string, n int) ([]byte, error) {
 }
 
 // manageWorkers is one pass over the declared workers.
-func (s *Supervisor) manageWorkers(ctx context.Context, reg registry.State, local []ensemble.Status) {
+func (s *Supervisor) manageWorkers(ctx context.Context, reg registry.State, local []ensemble.Status, asOf time.Time) {
 	s.wmu.Lock()
 	specs := slices.Clone(s.workerSpecs)
 	leaving := s.leaving
@@ -130,7 +130,7 @@ func (s *Supervisor) manageWorkers(ctx context.Context, reg registry.State, loca
 			continue
 		}
 		st := local[i]
-		d := s.desired(w, st)
+		d := s.desired(w, st, asOf)
 		r.Set(d)
 		if d.Run && st.IsPrimary && r.Status().State == worker.StateFailed {
 			s.moveWorker(ctx, reg, w, st)
@@ -140,7 +140,7 @@ func (s *Supervisor) manageWorkers(ctx context.Context, reg registry.State, loca
 }
 
 // desired is what the runner of w should do given its replica's status.
-func (s *Supervisor) desired(w WorkerSpec, st ensemble.Status) worker.Desired {
+func (s *Supervisor) desired(w WorkerSpec, st ensemble.Status, asOf time.Time) worker.Desired {
 	// HASUP_FENCE is the view's fence plus one: it grows with every view
 	// and epoch, and is never 0 (which fenced storage often reads as
 	// "none").
@@ -158,8 +158,9 @@ func (s *Supervisor) desired(w WorkerSpec, st ensemble.Status) worker.Desired {
 		d.Run = st.IsPrimary && st.HoldsLease && st.LeaseLeft > 1
 		if d.Run {
 			// The lease's ticks left, less one for the part of a tick
-			// that already passed since the replica last counted.
-			d.Deadline = time.Now().Add(time.Duration(st.LeaseLeft-1) * s.cfg.TickInterval)
+			// that already passed since the replica last counted, from
+			// a time taken before its status was asked.
+			d.Deadline = asOf.Add(time.Duration(st.LeaseLeft-1) * s.cfg.TickInterval)
 		}
 	}
 	return d
@@ -231,6 +232,8 @@ func (s *Supervisor) moveWorker(ctx context.Context, reg registry.State, w Worke
 		return
 	}
 	s.log.Warn("worker failed here; moving it", "worker", w.Name, "members", target)
+	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
 	if err := s.proposeRegistry(ctx, registry.BeginReconfigCmd(en.Spec.Name, en.Epoch, target)); err != nil {
 		s.log.Debug("moving a worker", "worker", w.Name, "err", err)
 	}

@@ -67,13 +67,21 @@ func errorCode(err error) uint64 {
 // forwarder tracks this node's forwarded requests awaiting replies.
 type forwarder struct {
 	mu      sync.Mutex
-	next    uint64
-	waiting map[uint64]chan ensemble.Message
+	next    uint64 // from a random start: a reply meant for an earlier run of this node matches nothing
+	waiting map[uint64]forwardWait
 	running chan struct{} // a slot per forwarded request being served here
 }
 
+// forwardWait is a forwarded request awaiting its reply, which must come
+// from the node and ensemble it went to.
+type forwardWait struct {
+	to   hasup.NodeID
+	name hasup.EnsembleName
+	ch   chan ensemble.Message
+}
+
 func newForwarder() *forwarder {
-	return &forwarder{waiting: map[uint64]chan ensemble.Message{}, running: make(chan struct{}, ForwardMax)}
+	return &forwarder{next: entropy(), waiting: map[uint64]forwardWait{}, running: make(chan struct{}, ForwardMax)}
 }
 
 // ForwardPropose runs Propose for name on node to.
@@ -113,7 +121,7 @@ func (n *Node) forward(ctx context.Context, to hasup.NodeID, m ensemble.Message)
 	f.mu.Lock()
 	f.next++
 	id := f.next
-	f.waiting[id] = ch
+	f.waiting[id] = forwardWait{to: to, name: m.Ensemble, ch: ch}
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
@@ -163,11 +171,11 @@ func (n *Node) onForward(m ensemble.Message) {
 	f := n.fwd
 	if m.Type == msgForwardReply {
 		f.mu.Lock()
-		ch := f.waiting[m.Nonce]
+		w, ok := f.waiting[m.Nonce]
 		f.mu.Unlock()
-		if ch != nil {
+		if ok && w.to == m.From && w.name == m.Ensemble {
 			select {
-			case ch <- m:
+			case w.ch <- m:
 			default: // a duplicate
 			}
 		}

@@ -123,6 +123,7 @@ type local struct {
 	quietAt uint64         // node tick when it went quiet
 	clockAt uint64         // node tick its clock has caught up with while quiet
 	members []hasup.NodeID // its members when it went quiet
+	awake   bool           // it was not quiescent since it last went quiet
 }
 
 // New returns a node; Run starts it.

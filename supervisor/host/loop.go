@@ -43,6 +43,8 @@ type loopState struct {
 	silent     map[hasup.NodeID]bool   // peers silent for SilenceTicks (their quiet replicas were woken)
 	peers      []hasup.NodeID          // heartbeat targets, sorted
 	peersDirty bool
+	start      time.Time // tick k is due at start + k*TickInterval
+	skipped    uint64    // ticks dropped by catchUpTicksMax (monitoring)
 }
 
 // quietEntry queues a replica that went quiet at tick at, for its refresh.
@@ -59,7 +61,7 @@ const flushRounds = 8
 // error that stopped it.
 func (n *Node) Run(ctx context.Context) error {
 	defer close(n.done)
-	start := time.Now()
+	n.loop.start = time.Now()
 	tick := time.NewTicker(n.cfg.TickInterval)
 	defer tick.Stop()
 	recv := n.cfg.Transport.Receive()
@@ -69,20 +71,16 @@ func (n *Node) Run(ctx context.Context) error {
 			n.failAll(ErrStopped)
 			return nil
 		case <-tick.C:
-			// Ticks follow the monotonic clock, not the ticker: a ticker
-			// drops the ticks of a stalled loop, and a primary whose ticks
-			// fell behind real time would believe its lease lasts longer
-			// than its backups' promises do.
-			for due := uint64(time.Since(start) / n.cfg.TickInterval); n.loop.tick < due; {
-				n.onTick()
-			}
+			n.catchUpTicks()
 		case m, ok := <-recv:
 			if !ok {
 				n.failAll(ErrStopped)
 				return nil
 			}
+			n.catchUpTicks()
 			n.onMessage(m)
 		case f := <-n.reqs:
+			n.catchUpTicks()
 			f()
 		}
 	batch:
@@ -92,8 +90,10 @@ func (n *Node) Run(ctx context.Context) error {
 				if !ok {
 					break batch
 				}
+				n.catchUpTicks()
 				n.onMessage(m)
 			case f := <-n.reqs:
+				n.catchUpTicks()
 				f()
 			default:
 				break batch
@@ -106,6 +106,30 @@ func (n *Node) Run(ctx context.Context) error {
 			n.failAll(err)
 			return err
 		}
+	}
+}
+
+// catchUpTicksMax bounds the ticks one catch-up runs (100 s at 10 ms):
+// after a longer stall the clock still moves past any lease (LeaseTicks is
+// far smaller), and a stalled primary does not queue a heartbeat per
+// missed tick.
+const catchUpTicksMax = 10000
+
+// catchUpTicks runs the ticks that real time owes before any event is
+// handled. Ticks follow the monotonic clock, not the ticker (which drops
+// the ticks of a stalled loop), and every event, not only the ticker's,
+// catches up: a primary whose ticks fell behind real time would believe
+// its lease lasts longer than its backups' promises do.
+func (n *Node) catchUpTicks() {
+	lp := &n.loop
+	due := uint64(time.Since(lp.start) / n.cfg.TickInterval)
+	if due > lp.tick+catchUpTicksMax {
+		lp.skipped += due - lp.tick - catchUpTicksMax
+		lp.start = lp.start.Add(time.Duration(due-lp.tick-catchUpTicksMax) * n.cfg.TickInterval)
+		due = lp.tick + catchUpTicksMax
+	}
+	for lp.tick < due {
+		n.onTick()
 	}
 }
 
@@ -249,7 +273,15 @@ func (n *Node) wake(l *local) {
 func (n *Node) goQuiet(l *local) {
 	lp := &n.loop
 	n.deactivate(l)
-	l.quietAt, l.clockAt = lp.tick, lp.tick
+	l.clockAt = lp.tick
+	if !l.awake && l.quietAt > 0 {
+		// Touched (a stale read, a status) but never woken: it keeps its
+		// place in the refresh queue, or reads could postpone the refresh
+		// for ever.
+		return
+	}
+	l.awake = false
+	l.quietAt = lp.tick
 	if members := l.r.Status().Members; !slices.Equal(members, l.members) {
 		l.members = members
 		lp.peersDirty = true
@@ -305,6 +337,9 @@ func (n *Node) flush() error {
 		for _, l := range touched {
 			if n.replicas[l.name] != l {
 				continue
+			}
+			if !l.r.Quiescent() {
+				l.awake = true
 			}
 			if l.r.HasReady() {
 				n.touch(l)
