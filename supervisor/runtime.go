@@ -314,7 +314,7 @@ func (s *Supervisor) act(ctx context.Context, reg registry.State, a reconcile.Ac
 		bootstrap, join := a.Bootstrap && !lost, a.Join && !lost
 		spec := host.Spec{Name: a.Ensemble, Members: a.Members, Epoch: a.Epoch, FSM: f,
 			Bootstrap: bootstrap, Join: join, NoQuiesce: e.Spec.NoQuiesce}
-		s.tuneWorkerLease(&spec)
+		s.tuneWorkerLease(&spec, e.Spec.Type)
 		err = s.node.Start(ctx, spec)
 		if errors.Is(err, host.ErrExists) {
 			return nil

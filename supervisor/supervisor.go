@@ -325,6 +325,9 @@ func (s *Supervisor) loop(ctx context.Context) error {
 
 // newFSM returns a new FSM of the given type.
 func (s *Supervisor) newFSM(typ string) (fsm.FSM, error) {
+	if _, ok := isWorkerType(typ); ok {
+		return kv.New(), nil // a worker's replicated KV
+	}
 	f, ok := s.types[typ]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownType, typ)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hasup/hasup"
@@ -19,8 +20,9 @@ import (
 // Workers (DESIGN.md "Workers").
 //
 // A worker is an ensemble of its own, named after it, whose FSM is a kv
-// store (the worker's replicated KV, reachable through HASUP_API) and
-// whose primary holds its lease continuously (NoQuiesce). Each node that
+// store (the worker's replicated KV, reachable through HASUP_API), whose
+// primary holds its lease continuously (NoQuiesce), and whose lease is in
+// its registry type (see workerEnsembleType). Each node that
 // hosts a replica of it runs a worker.Runner and tells it, every
 // ReconcileInterval, what it should do:
 //
@@ -206,7 +208,7 @@ func (s *Supervisor) declareWorker(ctx context.Context, w WorkerSpec) {
 		if replicas == 0 {
 			replicas = 3
 		}
-		_, err := s.Start(sctx, Spec{Name: hasup.EnsembleName(w.Name), Type: "kv", Replicas: replicas, NoQuiesce: true})
+		_, err := s.Start(sctx, Spec{Name: hasup.EnsembleName(w.Name), Type: workerEnsembleType(w), Replicas: replicas, NoQuiesce: true})
 		if err != nil && !errors.Is(err, ErrExists) {
 			s.log.Debug("declaring a worker's ensemble", "worker", w.Name, "err", err)
 		}
@@ -239,27 +241,61 @@ func (s *Supervisor) moveWorker(ctx context.Context, reg registry.State, w Worke
 	}
 }
 
-// tuneWorkerLease gives a worker's ensemble a lease that outlasts the
-// worker's stop grace: the command must be stopped, SIGKILL included,
-// within the lease it started under, so the lease is the stop grace plus
-// a second (for the runner's margin and scheduling), and the backups'
-// view-change timeout exceeds it. Failover of a singleton therefore takes
-// about its stop grace plus a second.
-func (s *Supervisor) tuneWorkerLease(spec *host.Spec) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	i := slices.IndexFunc(s.workerSpecs, func(w WorkerSpec) bool { return hasup.EnsembleName(w.Name) == spec.Name })
-	if i < 0 || s.workerSpecs[i].Mode == worker.ModeEvery {
-		return
+// A worker's ensemble is of FSM type "worker" (mode every) or
+// "worker:lease=Nms" (singleton): a kv store whose lease, for a singleton,
+// is N ms. The lease lives in the registry's type, so every member runs the
+// ensemble with the same timings whatever its own config says (the lease
+// argument needs them equal). It is the worker's stop grace plus a second
+// when the worker is declared: the command must be stopped, SIGKILL
+// included, within the lease it started under. A node whose config later
+// gives a longer stop grace than the lease allows starts nothing (the
+// runner refuses a start too close to its deadline) and says so.
+const (
+	workerType       = "worker"
+	workerLeaseType  = "worker:lease="
+	workerLeaseSlack = time.Second
+)
+
+// workerEnsembleType is the registry type of w's ensemble.
+func workerEnsembleType(w WorkerSpec) string {
+	if w.Mode == worker.ModeEvery {
+		return workerType
 	}
-	grace := s.workerSpecs[i].StopGrace
+	grace := w.StopGrace
 	if grace <= 0 {
 		grace = worker.DefaultConfig().StopGrace
 	}
-	lease := int((grace + time.Second) / s.cfg.TickInterval)
-	spec.LeaseTicks = lease
-	spec.DriftMarginTicks = max(2, lease/8) // 12% of rate drift between nodes
-	spec.ViewChangeTicks = lease + max(10, lease/10)
+	return fmt.Sprintf("%s%dms", workerLeaseType, (grace + workerLeaseSlack).Milliseconds())
+}
+
+// isWorkerType reports whether typ names a worker's ensemble, and its lease.
+func isWorkerType(typ string) (lease time.Duration, ok bool) {
+	if typ == workerType {
+		return 0, true
+	}
+	rest, found := strings.CutPrefix(typ, workerLeaseType)
+	if !found {
+		return 0, false
+	}
+	d, err := time.ParseDuration(rest)
+	if err != nil || d <= 0 {
+		return 0, false
+	}
+	return d, true
+}
+
+// tuneWorkerLease gives a singleton worker's ensemble the lease its
+// registry type names, and a view-change timeout above it. Failover of a
+// singleton therefore takes about its stop grace plus a second.
+func (s *Supervisor) tuneWorkerLease(spec *host.Spec, typ string) {
+	lease, ok := isWorkerType(typ)
+	if !ok || lease == 0 {
+		return
+	}
+	ticks := int(lease / s.cfg.TickInterval)
+	spec.LeaseTicks = ticks
+	spec.DriftMarginTicks = max(2, ticks/8) // 12% of rate drift between nodes
+	spec.ViewChangeTicks = ticks + max(10, ticks/10)
 }
 
 // stopUndeclared stops the runners of workers no longer declared.
