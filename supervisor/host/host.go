@@ -107,9 +107,15 @@ type Node struct {
 	done     chan struct{}
 	replicas map[hasup.EnsembleName]*local
 	nextID   uint64
-	waiters  map[uint64]chan ensemble.Reply
+	waiters  map[uint64]waiter
 	loop     loopState
 	fwd      *forwarder
+}
+
+// waiter is a caller waiting for a reply of ensemble name.
+type waiter struct {
+	ch   chan ensemble.Reply
+	name hasup.EnsembleName
 }
 
 type local struct {
@@ -158,7 +164,7 @@ func New(cfg Config) (*Node, error) {
 	return &Node{
 		cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed^entropy(), entropy())),
 		reqs: make(chan func(), 1024), done: make(chan struct{}),
-		replicas: map[hasup.EnsembleName]*local{}, waiters: map[uint64]chan ensemble.Reply{},
+		replicas: map[hasup.EnsembleName]*local{}, waiters: map[uint64]waiter{},
 		loop: loopState{heard: map[hasup.NodeID]uint64{}, silent: map[hasup.NodeID]bool{}},
 		fwd:  newForwarder(),
 	}, nil
@@ -255,6 +261,7 @@ func (n *Node) Stop(ctx context.Context, name hasup.EnsembleName) error {
 			n.deactivate(l)
 			delete(n.replicas, name)
 			n.loop.peersDirty = true
+			n.failWaitersOf(name)
 		}
 	})
 }
@@ -377,7 +384,7 @@ func (n *Node) call(ctx context.Context, name hasup.EnsembleName, submit func(*l
 		n.touch(l)
 		serr = submit(l, id)
 		if serr == nil || errors.Is(serr, errRegistering) {
-			n.waiters[id] = ch
+			n.waiters[id] = waiter{ch: ch, name: name}
 		}
 	}); e != nil {
 		return ensemble.Reply{}, e
@@ -444,6 +451,7 @@ func (n *Node) Delete(ctx context.Context, name hasup.EnsembleName) error {
 			n.deactivate(l)
 			delete(n.replicas, name)
 			n.loop.peersDirty = true
+			n.failWaitersOf(name)
 		}
 		err = n.cfg.Store.Delete(name)
 	}); e != nil {

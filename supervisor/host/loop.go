@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -354,16 +355,26 @@ func (n *Node) flush() error {
 // answer hands replies to their waiting callers.
 func (n *Node) answer(replies []ensemble.Reply) {
 	for _, rp := range replies {
-		if ch, ok := n.waiters[rp.ID]; ok {
+		if w, ok := n.waiters[rp.ID]; ok {
 			delete(n.waiters, rp.ID)
-			ch <- rp
+			w.ch <- rp
 		}
 	}
 }
 
 func (n *Node) failAll(err error) {
-	for id, ch := range n.waiters {
+	for id, w := range n.waiters {
 		delete(n.waiters, id)
-		ch <- ensemble.Reply{ID: id, Err: err}
+		w.ch <- ensemble.Reply{ID: id, Err: err}
+	}
+}
+
+// failWaitersOf answers the callers waiting on a replica that was removed.
+func (n *Node) failWaitersOf(name hasup.EnsembleName) {
+	for id, w := range n.waiters {
+		if w.name == name {
+			delete(n.waiters, id)
+			w.ch <- ensemble.Reply{ID: id, Err: fmt.Errorf("ensemble %s: %w (the replica was removed)", name, ErrNotFound)}
+		}
 	}
 }

@@ -142,3 +142,32 @@ func TestForwardedProposeAndReadReachThePrimaryOnAnotherNode(t *testing.T) {
 		t.Fatalf("forward for an unknown ensemble: %v, want ErrNotFound", err)
 	}
 }
+
+func TestCallersWaitingOnAStoppedReplicaAreAnswered(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startEnsemble(0, "lonely", true) // its peers never start: no quorum
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.nodes[0].node.Propose(ctxT(t), "lonely", kv.PutCmd([]byte("k"), []byte("v")))
+		errc <- err
+	}()
+	eventually(t, "the proposal waits on the loop", func() error {
+		var n int
+		_ = c.nodes[0].node.do(ctxT(t), func() { n = len(c.nodes[0].node.waiters) })
+		if n == 0 {
+			return errors.New("no waiter yet")
+		}
+		return nil
+	})
+	if err := c.nodes[0].node.Stop(ctxT(t), "lonely"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("a caller of a stopped replica got %v, want ErrNotFound", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller of a stopped replica was not answered")
+	}
+}
