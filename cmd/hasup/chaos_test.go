@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hasup/hasup/internal/api"
+	"github.com/hasup/hasup/sim"
 )
 
 // The chaos test: three agent processes, writers that retry each write in
@@ -29,26 +32,36 @@ import (
 // HASUP_CHAOS_SECONDS sets how long the chaos lasts (default 10).
 
 // sessionPut writes key=val as request req of client, with ?cas=0 (only if
-// absent): a retry answered from the session's kept reply succeeds, a
-// second execution would fail the CAS.
-func sessionPut(ctx context.Context, addr string, client, req uint64, key, val string) error {
-	u := "http://" + addr + "/v1/kv/orders/" + key + "?cas=0"
+// absent) when once: a retry answered from the session's kept reply
+// succeeds, a second execution would fail the CAS. It returns the new
+// revision.
+func sessionPut(ctx context.Context, addr string, client, req uint64, key, val string, once bool) (uint64, error) {
+	u := "http://" + addr + "/v1/kv/orders/" + key
+	if once {
+		u += "?cas=0"
+	}
 	r, err := http.NewRequestWithContext(ctx, http.MethodPut, u, strings.NewReader(val))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	r.Header.Set("X-Hasup-Client", strconv.FormatUint(client, 10))
 	r.Header.Set("X-Hasup-Request", strconv.FormatUint(req, 10))
 	resp, err := http.DefaultClient.Do(r)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%d %s", resp.StatusCode, b)
+		return 0, fmt.Errorf("%d %s", resp.StatusCode, b)
 	}
-	return nil
+	var out struct {
+		Revision uint64 `json:"revision"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return 0, fmt.Errorf("answer %s: %w", b, err)
+	}
+	return out.Revision, nil
 }
 
 func TestChaosAgentsLoseNoAcknowledgedWrite(t *testing.T) {
@@ -145,7 +158,7 @@ func TestChaosAgentsLoseNoAcknowledgedWrite(t *testing.T) {
 				for chaosCtx.Err() == nil {
 					addr := nodes[rand.IntN(len(nodes))].httpAddr()
 					ctx, cancel := context.WithTimeout(chaosCtx, 3*time.Second)
-					err := sessionPut(ctx, addr, client, req, key, val)
+					_, err := sessionPut(ctx, addr, client, req, key, val, true)
 					cancel()
 					amu.Lock()
 					attempts++
@@ -164,7 +177,61 @@ func TestChaosAgentsLoseNoAcknowledgedWrite(t *testing.T) {
 			}
 		}()
 	}
+	// Registers: shared keys written in sessions and read linearizably,
+	// checked for linearizability at the end (the simulator's model).
+	var hmu sync.Mutex
+	var history []sim.KVOp
+	record := func(op sim.KVOp) {
+		hmu.Lock()
+		history = append(history, op)
+		hmu.Unlock()
+	}
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := rand.Uint64() | 1
+			for req := uint64(1); chaosCtx.Err() == nil; req++ {
+				key, val := fmt.Sprintf("r%d", rand.IntN(2)), fmt.Sprintf("p%d-%d", w, req)
+				op := sim.KVOp{Client: w, Key: key, Value: val, Call: time.Now(), Unknown: true}
+				for chaosCtx.Err() == nil {
+					ctx, cancel := context.WithTimeout(chaosCtx, 3*time.Second)
+					rev, err := sessionPut(ctx, nodes[rand.IntN(len(nodes))].httpAddr(), client, req, key, val, false)
+					cancel()
+					if err == nil {
+						op.Rev, op.Unknown, op.Return = rev, false, time.Now()
+						break
+					}
+				}
+				record(op)
+			}
+		}()
+	}
+	for rd := 0; rd < 2; rd++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for chaosCtx.Err() == nil {
+				key := fmt.Sprintf("r%d", rand.IntN(2))
+				call := time.Now()
+				ctx, cancel := context.WithTimeout(chaosCtx, 3*time.Second)
+				v, rev, err := (&api.Client{Addr: nodes[rand.IntN(len(nodes))].httpAddr()}).KVGet(ctx, "orders", key, api.Linearizable)
+				cancel()
+				switch {
+				case err == nil:
+					record(sim.KVOp{Client: 10 + rd, Get: true, Key: key, Value: string(v), Found: true, Rev: rev, Call: call, Return: time.Now()})
+				case errors.Is(err, api.ErrNotFound):
+					record(sim.KVOp{Client: 10 + rd, Get: true, Key: key, Call: call, Return: time.Now()})
+				}
+			}
+		}()
+	}
 	wg.Wait()
+	ok, undecided := sim.CheckKV(history, time.Minute)
+	t.Logf("CHAOS registers: %d operations, linearizable=%v (undecided=%v)", len(history), ok, undecided)
+	if !ok && !undecided {
+		t.Fatalf("the register history under chaos is not linearizable (%d operations)", len(history))
+	}
 
 	// Everyone back; every acknowledged write is there.
 	mu.Lock()
