@@ -221,3 +221,23 @@ func TestElapseIsKTicksOfAQuiescentReplica(t *testing.T) {
 	}()
 	newCluster(t, 3).boot().nodes["n0"].r.Elapse(1)
 }
+
+func TestTickNMovesTheClockButNotTheTimers(t *testing.T) {
+	c := newCluster(t, 3)
+	c.tune = func(_ hasup.NodeID, cfg *Config) { cfg.LeaseTicks = 8 }
+	c.boot()
+	c.tick(3)
+	p, b := c.nodes["n0"].r, c.nodes["n1"].r
+	if !p.HoldsLease() {
+		t.Fatal("no lease to begin with")
+	}
+	nowB := b.Status().Now
+	b.TickN(100) // a stalled backup: its timeout must not fire before it steps what queued
+	if st := b.Status(); st.Now != nowB+100 || st.Mode != ModeNormal || st.View != 0 {
+		t.Fatalf("after TickN(100): %+v", st)
+	}
+	p.TickN(100) // a stalled primary: its lease must be seen to have run out
+	if p.HoldsLease() {
+		t.Fatal("a primary whose clock moved 100 ticks past its stamps still holds its lease")
+	}
+}

@@ -209,6 +209,21 @@ func (r *Replica) restart(d *Durable) error {
 	return nil
 }
 
+// TickN advances the replica's clock by k ticks at once, as a runtime
+// does after its loop stalled: leases and promises, which count in the
+// clock, see all k; the timers (view change, heartbeats, retries) see one
+// tick, since the messages that arrived during the stall have not been
+// stepped yet and would have reset them. Delaying a timer is always safe;
+// stretching a lease is not, which is why the clock takes the whole k.
+func (r *Replica) TickN(k uint64) {
+	if k == 0 {
+		return
+	}
+	r.checkNotInReady()
+	r.now += k - 1
+	r.Tick()
+}
+
 // Tick advances the replica's logical clock by one tick.
 func (r *Replica) Tick() {
 	r.checkNotInReady()

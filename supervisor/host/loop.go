@@ -120,7 +120,9 @@ const catchUpTicksMax = 10000
 // handled. Ticks follow the monotonic clock, not the ticker (which drops
 // the ticks of a stalled loop), and every event, not only the ticker's,
 // catches up: a primary whose ticks fell behind real time would believe
-// its lease lasts longer than its backups' promises do.
+// its lease lasts longer than its backups' promises do. The owed ticks
+// run as one burst (onTick), so that a stall does not fire view-change
+// timeouts ahead of the heartbeats queued behind it.
 func (n *Node) catchUpTicks() {
 	lp := &n.loop
 	due := uint64(time.Since(lp.start) / n.cfg.TickInterval)
@@ -129,8 +131,8 @@ func (n *Node) catchUpTicks() {
 		lp.start = lp.start.Add(time.Duration(due-lp.tick-catchUpTicksMax) * n.cfg.TickInterval)
 		due = lp.tick + catchUpTicksMax
 	}
-	for lp.tick < due {
-		n.onTick()
+	if lp.tick < due {
+		n.onTick(due - lp.tick)
 	}
 }
 
@@ -152,14 +154,18 @@ func (n *Node) onMessage(m ensemble.Message) {
 	}
 }
 
-func (n *Node) onTick() {
+// onTick runs k ticks (more than one after a stall): replicas' clocks move
+// by k and their timers by one (ensemble.Replica.TickN), and the node's
+// own periodic work runs once.
+func (n *Node) onTick(k uint64) {
 	lp := &n.loop
-	lp.tick++
+	before := lp.tick
+	lp.tick += k
 	for _, l := range lp.active {
-		l.r.Tick()
+		l.r.TickN(k)
 		n.touch(l)
 	}
-	if lp.tick%uint64(n.cfg.PingTicks) == 0 {
+	if lp.tick/uint64(n.cfg.PingTicks) != before/uint64(n.cfg.PingTicks) {
 		n.heartbeat()
 	}
 	for len(lp.quiet) > 0 && lp.quiet[0].at+uint64(n.cfg.RefreshTicks) <= lp.tick {
