@@ -80,7 +80,7 @@ func (r Result) String() string {
 		return fmt.Sprintf("%-28s cpu/s/ensemble=%-9v mem/replica=%.1fKiB cpu/s=%v heap=%.1fMiB",
 			r.Name, r.CPUPerEnsemble.Round(100*time.Nanosecond), float64(r.BytesPerReplica)/1024, r.CPUPerS.Round(time.Microsecond), float64(r.HeapBytes)/(1<<20))
 	}
-	return fmt.Sprintf("%-28s ops/s=%-8.0f p50=%-9v p99=%-9v cpu/s=%-9v heap=%.1fMiB errors=%d",
+	return fmt.Sprintf("%-28s ops/s=%-8.0f p50=%-9v p99=%-9v cpu/s=%-9v heap=%.1fMiB errors=%d (failed tries, as after a view change)",
 		r.Name, r.OpsPerS, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.CPUPerS.Round(time.Millisecond), float64(r.HeapBytes)/(1<<20), r.Errors)
 }
 
@@ -309,16 +309,20 @@ func (c *cluster) load(ctx context.Context, res Result, names []hasup.EnsembleNa
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nd := c.nodes[primaries[k]]
+			at := primaries[k]
 			key := []byte(fmt.Sprintf("client-%06d-key", w)) // 16 bytes
 			cmd := kv.PutCmd(key, make([]byte, 64-len(key)))
 			lat := make([]time.Duration, 0, 4096)
 			bad := 0
 			for ctx.Err() == nil {
 				start := time.Now()
-				if _, err := nd.Propose(ctx, names[k], cmd); err != nil {
+				if _, err := c.nodes[at].Propose(ctx, names[k], cmd); err != nil {
 					if ctx.Err() == nil {
 						bad++
+						// The primary moved (a view change under load): follow
+						// it, as a real client does, after a short pause.
+						at = (at + 1) % len(c.nodes)
+						time.Sleep(time.Millisecond)
 					}
 					continue
 				}
