@@ -245,17 +245,6 @@ func (s *scen) reply(id hasup.NodeID, pid uint64) (Reply, bool) {
 	return Reply{}, false
 }
 
-// repliesTo counts the replies with pid id's runtime received.
-func (s *scen) repliesTo(id hasup.NodeID, pid uint64) int {
-	n := 0
-	for _, rp := range s.nodes[id].replies {
-		if rp.ID == pid {
-			n++
-		}
-	}
-	return n
-}
-
 // tickUntil ticks (settling after each) until cond holds, at most max
 // times, and reports whether it held.
 func (s *scen) tickUntil(max int, cond func() bool) bool {

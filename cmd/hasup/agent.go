@@ -58,7 +58,7 @@ func agentCmd(args []string, stdout, stderr io.Writer) int {
 	a, err := newAgent(cfg, logger)
 	if err == nil {
 		a.file, a.flags = *file, flags
-		err = a.run(context.Background(), logger, nil)
+		err = a.run(context.Background(), logger)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "hasup agent:", err)
@@ -114,19 +114,9 @@ func workerSpecs(ws []config.Worker) []supervisor.WorkerSpec {
 	return out
 }
 
-// runAgent runs a node until a signal or ctx ends it. started, if not nil,
-// receives the agent once it runs.
-func runAgent(ctx context.Context, cfg config.Config, logger *slog.Logger, started chan<- *agent) error {
-	a, err := newAgent(cfg, logger)
-	if err != nil {
-		return err
-	}
-	return a.run(ctx, logger, started)
-}
-
 // run wires the node's actors into one oklog/run group: the supervisor,
 // the HTTP API, the ensembles declared in the config, and signals.
-func (a *agent) run(ctx context.Context, logger *slog.Logger, started chan<- *agent) error {
+func (a *agent) run(ctx context.Context, logger *slog.Logger) error {
 	var g run.Group
 	supCtx, supCancel := context.WithCancel(context.Background())
 	g.Add(func() error { return a.sup.Run(supCtx) }, func(error) { supCancel() })
@@ -193,9 +183,6 @@ func (a *agent) run(ctx context.Context, logger *slog.Logger, started chan<- *ag
 		}
 	}, func(error) { sigCancel() })
 
-	if started != nil {
-		started <- a
-	}
 	err := g.Run()
 	var sig run.SignalError
 	if errors.As(err, &sig) || errors.Is(err, run.ErrSignal) || ctx.Err() != nil {

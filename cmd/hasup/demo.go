@@ -89,7 +89,7 @@ func demo(ctx context.Context, dir string, n int, out io.Writer, logger *slog.Lo
 	}
 	errs := make(chan error, len(agents))
 	for _, a := range agents {
-		go func() { errs <- a.run(ctx, logger, nil) }()
+		go func() { errs <- a.run(ctx, logger) }()
 	}
 	addr := agents[0].http.Addr().String()
 	fmt.Fprintf(out, "hasup demo: %d nodes on loopback, data in %s\n", n, dir)

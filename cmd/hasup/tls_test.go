@@ -70,7 +70,7 @@ func TestAgentServesTheAPIOverTLS(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, slog.New(slog.DiscardHandler), nil) }()
+	go func() { done <- a.run(ctx, slog.New(slog.DiscardHandler)) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -98,9 +98,6 @@ func queryError(e *opError) error {
 	return e
 }
 
-// resultFixedBytes is the size of a result without its value and detail.
-const resultFixedBytes = 2 + 8 + 1 + 8 + 8 + 4 + 4
-
 // appendResult appends the encoding of res with the error err (nil for
 // success).
 func appendResult(b []byte, res Result, err *opError) []byte {

@@ -159,6 +159,9 @@ func TestWorkersEndpoint(t *testing.T) {
 	resp, body = e.do("GET", "/v1/workers/nosuch", "")
 	wantError(t, resp, body, http.StatusNotFound, CodeNotFound)
 	resp, body = e.do("GET", "/metrics", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, body)
+	}
 	for _, line := range []string{`hasup_worker_restarts_total{node="n1",worker="billing"} 2`, `hasup_worker_running{node="n1",worker="billing"} 1`,
 		`hasup_worker_fence{node="n1",worker="billing"} 4.294967299e+09`, `hasup_worker_running{node="n2",worker="billing"} 0`} {
 		if !strings.Contains(string(body), line) {

@@ -45,7 +45,6 @@ type loopState struct {
 	peers      []hasup.NodeID          // heartbeat targets, sorted
 	peersDirty bool
 	start      time.Time // tick k is due at start + k*TickInterval
-	skipped    uint64    // ticks dropped by catchUpTicksMax (monitoring)
 }
 
 // quietEntry queues a replica that went quiet at tick at, for its refresh.
@@ -127,7 +126,6 @@ func (n *Node) catchUpTicks() {
 	lp := &n.loop
 	due := uint64(time.Since(lp.start) / n.cfg.TickInterval)
 	if due > lp.tick+catchUpTicksMax {
-		lp.skipped += due - lp.tick - catchUpTicksMax
 		lp.start = lp.start.Add(time.Duration(due-lp.tick-catchUpTicksMax) * n.cfg.TickInterval)
 		due = lp.tick + catchUpTicksMax
 	}
